@@ -1,0 +1,1 @@
+//! Golden and simulator tests for `attestor::snp`.

@@ -1,0 +1,3 @@
+//! The verifier: appraisal, results, key broker and audit log.
+
+pub mod inspect;
