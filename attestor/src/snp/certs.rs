@@ -348,7 +348,7 @@ impl Serialize for CertTable {
 /// re-encoding must parse to the same table and be stable, and when the input
 /// itself is in the canonical layout (checked here from the raw headers, not
 /// through the serializer) the re-encoding must equal it byte for byte.
-pub fn fuzz_roundtrip_cert_table(data: &[u8]) {
+pub fn fuzz_roundtrip(data: &[u8]) {
     if let Ok(table) = CertTable::parse(data) {
         let bytes = table.to_bytes();
         let again = CertTable::parse(&bytes).ok();
@@ -780,7 +780,7 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 100]);
         assert_eq!(CertTable::parse(&bytes).unwrap(), table);
         assert!(!is_canonical_layout(&bytes));
-        fuzz_roundtrip_cert_table(&bytes);
+        fuzz_roundtrip(&bytes);
     }
 
     #[test]
@@ -845,12 +845,12 @@ mod tests {
     fn table_fuzz_body_survives_truncations_and_bit_flips() {
         let (_, bytes) = sample_table();
         for len in 0..=bytes.len() {
-            fuzz_roundtrip_cert_table(&bytes[..len]);
+            fuzz_roundtrip(&bytes[..len]);
         }
         for bit in 0..bytes.len() * 8 {
             let mut v = bytes.clone();
             v[bit / 8] ^= 1 << (bit % 8);
-            fuzz_roundtrip_cert_table(&v);
+            fuzz_roundtrip(&v);
         }
     }
 

@@ -1096,6 +1096,7 @@ pub fn fuzz_roundtrip(data: &[u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 
