@@ -555,14 +555,12 @@ impl Signature {
             s: [0; SIG_COMPONENT_LEN],
             reserved: [0; SIG_RESERVED_LEN],
         };
-        for (i, &b) in rs.iter().enumerate() {
-            if i < P384_SCALAR_LEN {
-                if let Some(slot) = sig.r.get_mut(P384_SCALAR_LEN - 1 - i) {
-                    *slot = b;
-                }
-            } else if let Some(slot) = sig.s.get_mut(2 * P384_SCALAR_LEN - 1 - i) {
-                *slot = b;
-            }
+        let (r_be, s_be) = rs.split_at(P384_SCALAR_LEN);
+        for (dst, src) in sig.r.iter_mut().zip(r_be.iter().rev()) {
+            *dst = *src;
+        }
+        for (dst, src) in sig.s.iter_mut().zip(s_be.iter().rev()) {
+            *dst = *src;
         }
         sig
     }

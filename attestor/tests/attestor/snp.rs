@@ -298,6 +298,65 @@ fn every_golden_vek_has_the_manifest_extensions() {
     }
 }
 
+/// RSASSA-PSS/SHA-384 signature of `cert_der` by the key in `issuer_der`,
+/// over the TBS as `x509-cert` re-encodes it (which must equal the bytes AMD
+/// signed for the genuine certificates to pass).
+fn cert_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
+    use der::Encode;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier as _;
+    let cert = parse_certificate(cert_der).unwrap();
+    let issuer = parse_certificate(issuer_der).unwrap();
+    let spki = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    let key = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+    let Ok(sig) = rsa::pss::Signature::try_from(cert.signature.raw_bytes()) else {
+        return false;
+    };
+    let tbs = cert.tbs_certificate.to_der().unwrap();
+    rsa::pss::VerifyingKey::<sha2::Sha384>::new(key)
+        .verify(&tbs, &sig)
+        .is_ok()
+}
+
+#[test]
+fn genuine_and_simulated_chains_verify_with_rsa_pss() {
+    for product in ["milan", "genoa", "turin"] {
+        let ark = cert_der(&format!("roots/amd_{product}_ark.pem"));
+        let ask = cert_der(&format!("roots/amd_{product}_ask.pem"));
+        assert!(cert_signed_by(&ark, &ark), "{product} ARK self-signed");
+        assert!(cert_signed_by(&ask, &ark), "{product} ASK <- ARK");
+    }
+    for (vcek, ask) in [
+        ("snp/milan_virtee_v2_vcek.der", "roots/amd_milan_ask.pem"),
+        ("snp/milan_azure_v3_vcek.der", "roots/amd_milan_ask.pem"),
+        ("snp/genoa_veraison_v3_vcek.der", "roots/amd_genoa_ask.pem"),
+        ("snp/turin_oak_v5_vcek.der", "roots/amd_turin_ask.pem"),
+        ("snp/turin_virtee_vcek_only.der", "roots/amd_turin_ask.pem"),
+    ] {
+        assert!(cert_signed_by(&cert_der(vcek), &cert_der(ask)), "{vcek}");
+    }
+    let asvk = pem_or_der_certs(&testdata("roots/amd_milan_asvk_ark.pem")).unwrap();
+    assert!(cert_signed_by(
+        &cert_der("snp/milan_aws_vlek_v3_vlek.pem"),
+        &asvk[0]
+    ));
+    assert!(!cert_signed_by(
+        &cert_der("snp/neg_milan_trustee_vcek-invalid-new.der"),
+        &cert_der("roots/amd_milan_ask.pem")
+    ));
+    let sim = simulate::simulate(&SimSeed::DEFAULT, &sim_params(Product::Genoa)).unwrap();
+    assert!(cert_signed_by(&sim.ark_der, &sim.ark_der));
+    assert!(cert_signed_by(&sim.ask_der, &sim.ark_der));
+    assert!(cert_signed_by(&sim.vcek_der, &sim.ask_der));
+    assert!(!cert_signed_by(&sim.vcek_der, &sim.ark_der));
+    let genuine_ark = cert_der("roots/amd_genoa_ark.pem");
+    assert!(!cert_signed_by(&sim.ask_der, &genuine_ark));
+}
+
 #[test]
 fn every_golden_signature_verifies_over_the_raw_bytes() {
     // The cross-check that our endianness and signed range match real hardware.
