@@ -112,9 +112,7 @@ impl SimKey {
         {
             return Ok(Self::RsaPss(k.clone()));
         }
-        let generated = RsaPrivateKey::new(&mut rng(seed, label), SIM_RSA_BITS)
-            .map_err(|e| SimError::Key(e.to_string()))?;
-        let generated = Arc::new(generated);
+        let generated = Arc::new(rsa_from_disk_or_generate(seed, label)?);
         cache
             .lock()
             .map_err(|e| SimError::Key(e.to_string()))?
@@ -174,6 +172,56 @@ impl SimKey {
             }
         }
     }
+}
+
+/// Generates the RSA key for `(seed, label)`, memoised on disk.
+///
+/// Generation is deterministic, so the cache only saves time (seconds per key,
+/// paid by every test process otherwise). A cached file is used only if it
+/// parses as a valid RSA key of the simulator's size; anything else is
+/// regenerated. The file name is a digest of the derivation inputs. The cache
+/// holds simulator keys only, which no production trust store accepts: whoever
+/// can write it can at most change what the simulator signs with. Disable it
+/// with `CC_ATTESTOR_SIM_CACHE=off`; relocate it by setting that variable to a
+/// directory.
+fn rsa_from_disk_or_generate(seed: &SimSeed, label: &str) -> Result<RsaPrivateKey, SimError> {
+    use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let generate = || {
+        RsaPrivateKey::new(&mut rng(seed, label), SIM_RSA_BITS)
+            .map_err(|e| SimError::Key(e.to_string()))
+    };
+    let dir = match std::env::var_os("CC_ATTESTOR_SIM_CACHE") {
+        Some(v) if v == "off" => return generate(),
+        Some(v) => std::path::PathBuf::from(v),
+        None => std::env::temp_dir().join("cc-attestor-sim-rsa"),
+    };
+    let mut h = Sha256::new();
+    h.update(b"cc-inference-attestor/sim/rsa-cache/v1\0");
+    h.update(seed.as_bytes());
+    h.update(label.as_bytes());
+    h.update(SIM_RSA_BITS.to_le_bytes());
+    let path = dir.join(format!("{}.p8", ::hex::encode(h.finalize())));
+    if let Ok(der) = std::fs::read(&path) {
+        if let Ok(key) = RsaPrivateKey::from_pkcs8_der(&der) {
+            if rsa::traits::PublicKeyParts::size(&key) * 8 == SIM_RSA_BITS && key.validate().is_ok()
+            {
+                return Ok(key);
+            }
+        }
+    }
+    let key = generate()?;
+    // Best effort: a read-only or missing temp dir only costs time.
+    if let Ok(doc) = key.to_pkcs8_der() {
+        let tmp = dir.join(format!(
+            "{}.{}.tmp",
+            path.display().to_string().len(),
+            std::process::id()
+        ));
+        if std::fs::create_dir_all(&dir).is_ok() && std::fs::write(&tmp, doc.as_bytes()).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    Ok(key)
 }
 
 /// ecdsa-with-SHA384.
