@@ -127,7 +127,8 @@ pub struct RimIdentity {
     pub patch: bool,
     /// `supplemental` (xsd:boolean, default false).
     pub supplemental: bool,
-    /// Other SWID attributes without a namespace, kept verbatim.
+    /// Other SWID attributes without a namespace (and `xml:` ones, with the
+    /// prefix), kept verbatim.
     pub other: BTreeMap<String, String>,
 }
 
@@ -138,7 +139,8 @@ pub struct RimEntity {
     pub name: String,
     /// `role`, split on whitespace (e.g. `softwareCreator`, `tagCreator`).
     pub roles: Vec<String>,
-    /// Other attributes without a namespace, kept verbatim.
+    /// Other attributes without a namespace (and `xml:` ones, with the
+    /// prefix), kept verbatim.
     pub other: BTreeMap<String, String>,
 }
 
@@ -157,7 +159,8 @@ pub struct RimMeta {
     pub payload_type: Option<String>,
     /// Attributes in the TCG RIM namespace.
     pub tcg: RimTcgAttributes,
-    /// Other attributes without a namespace, kept verbatim.
+    /// Other attributes without a namespace (and `xml:` ones, with the
+    /// prefix), kept verbatim.
     pub other: BTreeMap<String, String>,
 }
 
@@ -532,6 +535,9 @@ fn parse_identity(root: Node<'_, '_>) -> Result<RimIdentity, ParseError> {
             (None, local) => {
                 other.insert(local.to_owned(), value);
             }
+            (Some(c14n::XML_NS), local) => {
+                other.insert(format!("xml:{local}"), value);
+            }
             (Some(_), _) => return Err(unsupported_attribute(root, &attr)),
         }
     }
@@ -559,6 +565,9 @@ fn parse_entity(node: Node<'_, '_>) -> Result<RimEntity, ParseError> {
             (None, "role") => roles = attr.value().split_whitespace().map(str::to_owned).collect(),
             (None, local) => {
                 other.insert(local.to_owned(), attr.value().to_owned());
+            }
+            (Some(c14n::XML_NS), local) => {
+                other.insert(format!("xml:{local}"), attr.value().to_owned());
             }
             (Some(_), _) => return Err(unsupported_attribute(node, &attr)),
         }
@@ -588,6 +597,9 @@ fn parse_meta(node: Node<'_, '_>) -> Result<RimMeta, ParseError> {
             (None, "PayloadType") => payload_type = value,
             (None, local) => {
                 other.insert(local.to_owned(), attr.value().to_owned());
+            }
+            (Some(c14n::XML_NS), local) => {
+                other.insert(format!("xml:{local}"), attr.value().to_owned());
             }
             (Some(TCG_RIM_NS), "BindingSpec") => tcg.binding_spec = value,
             (Some(TCG_RIM_NS), "BindingSpecVersion") => tcg.binding_spec_version = value,
@@ -885,4 +897,287 @@ fn serialize_hex_list<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok
 
 fn serialize_base64_list<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(|c| STANDARD.encode(c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small RIM with the real structure (unsigned values are placeholders:
+    /// parsing never checks them).
+    fn sample() -> String {
+        rim_with(
+            "",
+            "<ns0:Resource type=\"Measurement\" index=\"0\" active=\"True\" alternatives=\"2\" ns2:Hash0=\"HASH\" ns2:Hash1=\"HASH\" name=\"Measurement_0\" size=\"48\"/>",
+        )
+    }
+
+    fn rim_with(meta_extra: &str, resources: &str) -> String {
+        let hash = "ab".repeat(48);
+        let sig = STANDARD.encode([7u8; 96]);
+        let digest = STANDARD.encode([9u8; 48]);
+        format!(
+            "<SoftwareIdentity xmlns=\"{SWID_NS}\" xmlns:ns0=\"{SWID_NS}\" xmlns:ns2=\"{HASH_NS}\" corpus=\"false\" name=\"GH100\" patch=\"false\" supplemental=\"false\" tagId=\"t\" version=\"1.0\" tagVersion=\"0\">\n\
+             <ns0:Entity name=\"NVIDIA Corporation\" role=\"softwareCreator tagCreator\"/>\n\
+             <ns0:Meta xmlns:ns1=\"{TCG_RIM_NS}\" colloquialVersion=\"96.00.5E.00.01\" product=\"GH100\" ns1:FirmwareManufacturerId=\"5703\"{meta_extra}/>\n\
+             <ns0:Payload>\n{}\n</ns0:Payload>\n\
+             <ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{ALG_C14N_11}\"/><ds:SignatureMethod Algorithm=\"{ALG_ECDSA_SHA384}\"/><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"{ALG_ENVELOPED_SIGNATURE}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{ALG_SHA384}\"/><ds:DigestValue>{digest}</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>{sig}</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>AAEC\nAwQ=\n</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature></SoftwareIdentity>\n",
+            resources.replace("HASH", &hash)
+        )
+    }
+
+    fn err(xml: &str) -> ParseError {
+        Rim::parse(xml.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn sample_parses_with_typed_view() {
+        let xml = sample();
+        let rim = Rim::parse(xml.as_bytes()).unwrap();
+        assert_eq!(rim.to_bytes(), xml.as_bytes());
+        assert_eq!(rim.rim_kind(), Some(RimKind::Vbios));
+        assert_eq!(rim.measurements.len(), 1);
+        assert_eq!(
+            rim.measurements[0].alternatives,
+            [vec![0xab; 48], vec![0xab; 48]]
+        );
+        assert_eq!(rim.signature.certs_der, [vec![0, 1, 2, 3, 4]]);
+        assert_eq!(rim.signature.transforms, [ALG_ENVELOPED_SIGNATURE]);
+        assert_eq!(
+            rim.meta.tcg.firmware_manufacturer_id.as_deref(),
+            Some("5703")
+        );
+        assert!(!rim.identity.corpus);
+        let json = serde_json::to_value(&rim).unwrap();
+        assert_eq!(json["kind"], "vbios");
+        assert_eq!(json["measurements"][0]["alternatives"][0], "ab".repeat(48));
+        assert_eq!(json["signature"]["certs_der"][0], "AAECAwQ=");
+    }
+
+    #[test]
+    fn kind_recognition() {
+        assert_eq!(RimKind::recognise("96.00.5E.00.01"), Some(RimKind::Vbios));
+        assert_eq!(RimKind::recognise("550.144.03"), Some(RimKind::Driver));
+        assert_eq!(RimKind::recognise("575.32"), Some(RimKind::Driver));
+        assert_eq!(RimKind::recognise("575"), None);
+        assert_eq!(RimKind::recognise("96.00.5G.00.01"), None);
+        assert_eq!(RimKind::recognise("1..2"), None);
+    }
+
+    #[test]
+    fn each_error_kind_is_reachable() {
+        let xml = sample();
+        // Document: malformed XML, DTD.
+        assert!(matches!(
+            err(&xml[..xml.len() / 2]),
+            ParseError::Document {
+                field: "document",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err(&format!("<!DOCTYPE x>{xml}")),
+            ParseError::Document { .. }
+        ));
+        // Invalid: not UTF-8, names the offset.
+        let mut bad = xml.clone().into_bytes();
+        bad[10] = 0xff;
+        assert!(matches!(
+            Rim::parse(&bad),
+            Err(ParseError::Invalid {
+                field: "document",
+                offset: 10,
+                ..
+            })
+        ));
+        // Invalid: too large.
+        assert!(matches!(
+            Rim::parse(&vec![b' '; MAX_RIM_LEN + 1]),
+            Err(ParseError::Invalid {
+                field: "document",
+                ..
+            })
+        ));
+        // Unsupported: ns3 opaque-data attribute, unknown element.
+        let ns3 = xml.replace(
+            "size=\"48\"",
+            &format!("size=\"48\" xmlns:ns3=\"{OPAQUE_DATA_NS}\" ns3:svn=\"1\""),
+        );
+        assert!(matches!(err(&ns3), ParseError::Unsupported { .. }));
+        let link = xml.replace("<ns0:Payload>", "<ns0:Link href=\"x\"/><ns0:Payload>");
+        assert!(matches!(err(&link), ParseError::Unsupported { .. }));
+        // Invalid with the offset of the offending node.
+        let dup = xml.replace(
+            "<ns0:Payload>",
+            "<ns0:Meta colloquialVersion=\"1.2\"/><ns0:Payload>",
+        );
+        let e = err(&dup);
+        assert_eq!(e.field(), Some("Meta"));
+        assert_eq!(e.offset(), dup.rfind("<ns0:Meta"));
+    }
+
+    #[test]
+    fn structure_is_enforced() {
+        let xml = sample();
+        let cases: [(&str, String); 10] = [
+            (
+                "SoftwareIdentity",
+                xml.replace("<SoftwareIdentity", "<Other")
+                    .replace("</SoftwareIdentity", "</Other"),
+            ),
+            (
+                "Meta",
+                xml.replace(
+                    &xml[xml.find("<ns0:Meta").unwrap()..xml.find("<ns0:Payload").unwrap()],
+                    "",
+                ),
+            ),
+            (
+                "Entity",
+                xml.replace(
+                    "<ns0:Entity name=\"NVIDIA Corporation\" role=\"softwareCreator tagCreator\"/>",
+                    "",
+                ),
+            ),
+            (
+                "SoftwareIdentity",
+                xml.replace("<ns0:Payload>", "text<ns0:Payload>"),
+            ),
+            (
+                "colloquialVersion",
+                xml.replace("colloquialVersion=", "colloquial="),
+            ),
+            ("name", xml.replace("name=\"GH100\"", "")),
+            ("corpus", xml.replace("corpus=\"false\"", "corpus=\"no\"")),
+            (
+                "SignatureValue",
+                xml.replace(&STANDARD.encode([7u8; 96]), &STANDARD.encode([7u8; 95])),
+            ),
+            (
+                "DigestValue",
+                xml.replace(&STANDARD.encode([9u8; 48]), "!!"),
+            ),
+            (
+                "Reference",
+                xml.replace(
+                    "<ds:DigestValue>",
+                    "<ds:DigestMethod Algorithm=\"x\"/><ds:DigestValue>",
+                ),
+            ),
+        ];
+        for (field, doc) in cases {
+            let e = err(&doc);
+            assert_eq!(e.field(), Some(field), "{e}");
+        }
+        let two_refs = xml.replace(
+            "</ds:SignedInfo>",
+            "<ds:Reference URI=\"#x\"/></ds:SignedInfo>",
+        );
+        assert_eq!(err(&two_refs).field(), Some("SignedInfo"));
+        let object = xml.replace("</ds:Signature>", "<ds:Object/></ds:Signature>");
+        assert!(matches!(err(&object), ParseError::Unsupported { .. }));
+        let xpath = xml.replace(
+            &format!("<ds:Transform Algorithm=\"{ALG_ENVELOPED_SIGNATURE}\"/>"),
+            "<ds:Transform Algorithm=\"xpath\"><ds:XPath>1</ds:XPath></ds:Transform>",
+        );
+        assert!(matches!(err(&xpath), ParseError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn resources_are_checked() {
+        let res = |attrs: &str| {
+            err(&rim_with(
+                "",
+                &format!("<ns0:Resource type=\"Measurement\" {attrs}/>"),
+            ))
+        };
+        let ok = "index=\"1\" active=\"False\" alternatives=\"1\" ns2:Hash0=\"HASH\" name=\"n\" size=\"48\"";
+        assert!(
+            Rim::parse(
+                rim_with("", &format!("<ns0:Resource type=\"Measurement\" {ok}/>")).as_bytes()
+            )
+            .is_ok()
+        );
+        let cases = [
+            ("index", ok.replace("index=\"1\"", "index=\"64\"")),
+            ("index", ok.replace("index=\"1\"", "index=\"01\"")),
+            ("index", ok.replace("index=\"1\"", "index=\"-1\"")),
+            ("index", ok.replace("index=\"1\" ", "")),
+            ("active", ok.replace("False", "maybe")),
+            (
+                "alternatives",
+                ok.replace("alternatives=\"1\"", "alternatives=\"2\""),
+            ),
+            ("alternatives", ok.replace("Hash0", "Hash1")),
+            (
+                "alternatives",
+                ok.replace("alternatives=\"1\"", "alternatives=\"0\"")
+                    .replace(" ns2:Hash0=\"HASH\"", ""),
+            ),
+            ("HashN", ok.replace("size=\"48\"", "size=\"32\"")),
+            (
+                "HashN",
+                ok.replace("ns2:Hash0=\"HASH\"", "ns2:Hash0=\"zz\""),
+            ),
+            ("HashN", ok.replace("Hash0", "Hash00")),
+            ("size", ok.replace(" size=\"48\"", "")),
+            ("name", ok.replace(" name=\"n\"", "")),
+        ];
+        for (field, attrs) in cases {
+            let e = res(&attrs);
+            assert_eq!(e.field(), Some(field), "{attrs}: {e}");
+        }
+        assert!(matches!(
+            res(&format!("{ok} extra=\"1\"")),
+            ParseError::Unsupported { .. }
+        ));
+        assert!(matches!(
+            res(&ok.replace("Hash0=", "Digest0=")),
+            ParseError::Unsupported { .. }
+        ));
+        let other_type = rim_with("", &format!("<ns0:Resource type=\"File\" {ok}/>"));
+        assert!(matches!(err(&other_type), ParseError::Unsupported { .. }));
+        let dup = rim_with(
+            "",
+            &format!(
+                "<ns0:Resource type=\"Measurement\" {ok}/><ns0:Resource type=\"Measurement\" {ok}/>"
+            ),
+        );
+        assert!(
+            err(&dup)
+                .to_string()
+                .contains("duplicate measurement index 1")
+        );
+    }
+
+    #[test]
+    fn xml_id_in_document_refused_and_lang_allowed() {
+        let id = rim_with(" xml:id=\"m\"", "");
+        assert!(matches!(err(&id), ParseError::Unsupported { .. }));
+        let lang = rim_with(" xml:lang=\"en\"", "");
+        assert!(Rim::parse(lang.as_bytes()).is_ok());
+        let other_ns = rim_with(" xmlns:x=\"urn:x\" x:y=\"1\"", "");
+        assert!(matches!(err(&other_ns), ParseError::Unsupported { .. }));
+        let unknown_meta =
+            Rim::parse(rim_with(" ns1:Extra=\"e\" note=\"n\"", "").as_bytes()).unwrap();
+        assert_eq!(unknown_meta.meta.tcg.other["Extra"], "e");
+        assert_eq!(unknown_meta.meta.other["note"], "n");
+        let lang = Rim::parse(lang.as_bytes()).unwrap();
+        assert_eq!(lang.meta.other["xml:lang"], "en");
+    }
+
+    #[test]
+    fn fuzz_body_over_truncations_and_bit_flips() {
+        let xml = sample().into_bytes();
+        for len in 0..=xml.len() {
+            fuzz_roundtrip(&xml[..len]);
+        }
+        for i in 0..xml.len() {
+            for bit in 0..8 {
+                let mut flipped = xml.clone();
+                flipped[i] ^= 1 << bit;
+                fuzz_roundtrip(&flipped);
+            }
+        }
+    }
 }

@@ -2,6 +2,8 @@
 //! parsing, pinned fields, the XML-DSig digest and signature over our
 //! canonical XML, and simulated RIMs through the same checks.
 
+#![allow(clippy::unwrap_used)]
+
 use attestor::ParseError;
 use attestor::digest::Sha384Digest;
 use attestor::nvidia::rim::{
@@ -362,4 +364,17 @@ fn simulated_vbios_rim_and_signer_validity() {
         vec![(1, true, vec![[0; 48]]), (1, false, vec![[0; 48]])],
     );
     assert!(rim::simulate_rim(&SimSeed::DEFAULT, &dup).is_err());
+}
+
+#[test]
+fn fuzz_body_over_sampled_truncations_and_flips_of_a_real_rim() {
+    let bytes = testdata(VBIOS_5E);
+    for len in (0..bytes.len()).step_by(61) {
+        rim::fuzz_roundtrip(&bytes[..len]);
+    }
+    for i in (0..bytes.len()).step_by(53) {
+        let mut flipped = bytes.clone();
+        flipped[i] ^= 1 << (i % 8);
+        rim::fuzz_roundtrip(&flipped);
+    }
 }

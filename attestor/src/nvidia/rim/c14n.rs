@@ -85,7 +85,7 @@ struct Canon<'a, 'input> {
     text: &'input str,
     exclude: Option<NodeId>,
     out: Vec<u8>,
-    _doc: &'a Document<'input>,
+    _nodes: std::marker::PhantomData<Node<'a, 'input>>,
 }
 
 impl<'a, 'input> Canon<'a, 'input> {
@@ -94,7 +94,7 @@ impl<'a, 'input> Canon<'a, 'input> {
             text: doc.input_text(),
             exclude,
             out: Vec::new(),
-            _doc: doc,
+            _nodes: std::marker::PhantomData,
         }
     }
 

@@ -90,9 +90,12 @@ fn parse(xml: &str) -> Result<Rim, SimError> {
     Rim::parse(xml.as_bytes()).map_err(|e| SimError::Encoding(format!("simulated RIM: {e}")))
 }
 
+/// One measurement slot: active flag and alternatives.
+type Slot<'a> = (bool, &'a [[u8; 48]]);
+
 /// Everything before `<ds:Signature`, including the newline before it.
 fn body(spec: &SimRimSpec) -> Result<String, SimError> {
-    let mut slots: Vec<Option<(bool, &[[u8; 48]])>> = vec![None; usize::from(MAX_INDEX) + 1];
+    let mut slots: Vec<Option<Slot<'_>>> = vec![None; usize::from(MAX_INDEX) + 1];
     for (index, active, alternatives) in &spec.measurements {
         let slot = slots
             .get_mut(usize::from(*index))
