@@ -81,26 +81,25 @@ pub fn subtree(doc: &Document<'_>, apex: Node<'_, '_>) -> Result<Vec<u8>, ParseE
 /// One namespace binding: prefix (`None` for the default namespace) and URI.
 type Binding<'a> = (Option<&'a str>, &'a str);
 
-struct Canon<'a, 'input> {
+/// The output buffer and what the whole run shares.
+struct Canon<'input> {
     text: &'input str,
     exclude: Option<NodeId>,
     out: Vec<u8>,
-    _nodes: std::marker::PhantomData<Node<'a, 'input>>,
 }
 
-impl<'a, 'input> Canon<'a, 'input> {
-    fn new(doc: &'a Document<'input>, exclude: Option<NodeId>) -> Self {
+impl<'input> Canon<'input> {
+    fn new(doc: &Document<'input>, exclude: Option<NodeId>) -> Self {
         Self {
             text: doc.input_text(),
             exclude,
             out: Vec::new(),
-            _nodes: std::marker::PhantomData,
         }
     }
 
     /// Renders `node` and its content. `parent` is the in-scope namespace set of
     /// the nearest rendered ancestor element, `None` for the apex.
-    fn element(
+    fn element<'a>(
         &mut self,
         node: Node<'a, 'input>,
         parent: Option<&[Binding<'a>]>,
@@ -153,7 +152,7 @@ impl<'a, 'input> Canon<'a, 'input> {
             attrs.push((ns, attr.name(), attr_qname, attr.value()));
         }
         if parent.is_none() {
-            self.inherit_xml_attributes(node, &mut attrs);
+            inherit_xml_attributes(node, &mut attrs)?;
         }
         attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
 
@@ -195,36 +194,7 @@ impl<'a, 'input> Canon<'a, 'input> {
         Ok(())
     }
 
-    /// C14N 1.0 §2.4: an apex element receives the `xml:` attributes of its
-    /// ancestors that it does not set itself (nearest ancestor wins).
-    fn inherit_xml_attributes(
-        &self,
-        node: Node<'a, 'input>,
-        attrs: &mut Vec<(&'a str, &'a str, &'a str, &'a str)>,
-    ) {
-        for ancestor in node.ancestors().skip(1).filter(Node::is_element) {
-            for attr in ancestor.attributes() {
-                if attr.namespace() != Some(XML_NS) {
-                    continue;
-                }
-                let name = attr.name();
-                if attrs.iter().any(|a| a.0 == XML_NS && a.1 == name) {
-                    continue;
-                }
-                let qname = match name {
-                    "lang" => "xml:lang",
-                    "space" => "xml:space",
-                    // xml:id and xml:base are refused on the apex itself; an
-                    // ancestor's is refused by `document` when the whole RIM
-                    // is canonicalized, so it is never inherited silently.
-                    _ => continue,
-                };
-                attrs.push((XML_NS, name, qname, attr.value()));
-            }
-        }
-    }
-
-    fn pi(&mut self, node: Node<'a, 'input>) {
+    fn pi(&mut self, node: Node<'_, '_>) {
         if let Some(pi) = node.pi() {
             self.out.extend_from_slice(b"<?");
             self.out.extend_from_slice(pi.target.as_bytes());
@@ -235,6 +205,40 @@ impl<'a, 'input> Canon<'a, 'input> {
             self.out.extend_from_slice(b"?>");
         }
     }
+}
+
+/// C14N 1.0 §2.4: an apex element receives the `xml:` attributes of its
+/// ancestors that it does not set itself (nearest ancestor wins). An
+/// ancestor's `xml:id` or `xml:base` is refused, as on any rendered element.
+fn inherit_xml_attributes<'a>(
+    node: Node<'a, '_>,
+    attrs: &mut Vec<(&'a str, &'a str, &'a str, &'a str)>,
+) -> Result<(), ParseError> {
+    for ancestor in node.ancestors().skip(1).filter(Node::is_element) {
+        for attr in ancestor.attributes() {
+            if attr.namespace() != Some(XML_NS) {
+                continue;
+            }
+            let name = attr.name();
+            let qname = match name {
+                "lang" => "xml:lang",
+                "space" => "xml:space",
+                _ => {
+                    return Err(ParseError::Unsupported {
+                        format: FORMAT,
+                        what: format!(
+                            "xml:{name} attribute at offset {} inherited by a document subset",
+                            attr.range().start
+                        ),
+                    });
+                }
+            };
+            if !attrs.iter().any(|a| a.0 == XML_NS && a.1 == name) {
+                attrs.push((XML_NS, name, qname, attr.value()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The namespaces in scope on `node`, without the implicit `xml` binding and
@@ -403,6 +407,16 @@ mod tests {
             "<q:s xmlns=\"urn:d\" xmlns:p=\"urn:p\" xmlns:q=\"urn:q\" xml:lang=\"en\"><q:i></q:i></q:s>"
         );
         assert!(subtree(&doc, doc.root()).is_err());
+        // Nearest ancestor wins; an inherited xml:base is refused.
+        let doc = Document::parse("<r xml:lang='en'><m xml:lang='de'><s/></m></r>").unwrap();
+        let s = doc.descendants().find(|n| n.has_tag_name("s")).unwrap();
+        assert_eq!(subtree(&doc, s).unwrap(), b"<s xml:lang=\"de\"></s>");
+        let doc = Document::parse("<r xml:base='http://x/'><s/></r>").unwrap();
+        let s = doc.descendants().find(|n| n.has_tag_name("s")).unwrap();
+        assert!(matches!(
+            subtree(&doc, s),
+            Err(ParseError::Unsupported { .. })
+        ));
     }
 
     #[test]
