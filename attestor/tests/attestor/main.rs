@@ -3,6 +3,7 @@
 //! stable over deterministic truncations and bit flips.
 
 mod nvidia;
+mod nvidia_rim;
 mod snp;
 mod tdx;
 
