@@ -5,7 +5,7 @@
 
 use attestor::ParseError;
 use attestor::nvidia::certs::{DeviceChain, TcbInfo};
-//E use attestor::nvidia::evidence::{GpuArch, GpuEvidenceList};
+use attestor::nvidia::evidence::{GpuArch, GpuEvidenceList};
 use attestor::nvidia::report::{self, AttestationReport, NVDEC0_DISABLED, OpaqueId, SpdmNonce};
 //S use attestor::nvidia::simulate::{self, GpuSimParams};
 //S use attestor::sim::SimSeed;
@@ -261,4 +261,46 @@ fn spdm_signatures_verify_with_the_leaf_key() {
         assert!(!verify(&neg, &c), "negative verified under {chain}");
         assert_ne!(c.leaf_fwid(), neg.opaque().fwid());
     }
+}
+
+#[test]
+fn nvat_590_json_evidence() {
+    let json = testdata("nvidia/h100_nvat_590_evidence.json");
+    let list = GpuEvidenceList::parse_json(&json).unwrap();
+    assert_eq!(list.entries.len(), 1);
+    let e = &list.entries[0];
+    assert_eq!(e.arch, GpuArch::Hopper);
+    assert!(e.extra.is_empty());
+    let r = e.parse_report().unwrap();
+    assert_eq!(r.to_bytes(), e.report);
+    assert_eq!(e.report.len(), 4274);
+    assert_eq!(e.nonce, Some(r.nonce()), "JSON nonce = SPDM request nonce");
+    assert!(r.nonce().to_hex().starts_with("e97b23a1718095a0"));
+    let o = r.opaque();
+    assert_eq!(o.driver_version().as_deref(), Some("590.12"));
+    assert_eq!(o.vbios_version().as_deref(), Some("96.00.A5.00.01"));
+    assert_eq!(o.opaque_data_version(), Some(1));
+    assert_eq!(o.feature_flag(), Some(2), "PPCIE");
+    assert_eq!(r.response.opaque_length, 579);
+    let chain = e.parse_chain().unwrap();
+    assert_eq!(chain.len(), 5);
+    assert_eq!(chain.leaf_fwid(), o.fwid());
+    assert!(verify(&r, &chain));
+    assert!(chain.certs()[1].subject().contains("412921CE551E4EEDA3"));
+
+    // KBS shape and back.
+    let kbs = serde_json::to_vec(&list.to_kbs_json()).unwrap();
+    let back = GpuEvidenceList::parse_json(&kbs).unwrap();
+    assert_eq!(back.entries[0].report, e.report);
+    assert_eq!(back.entries[0].cert_chain_pem, e.cert_chain_pem);
+    assert_eq!(
+        list.to_kbs_json()["device_evidence_list"][0]["arch"],
+        "Hopper"
+    );
+    let nvat = serde_json::to_vec(&list.to_nvat_json()).unwrap();
+    assert_eq!(
+        GpuEvidenceList::parse_json(&nvat).unwrap().entries,
+        list.entries
+    );
+    attestor::nvidia::evidence::fuzz_roundtrip(&json);
 }
