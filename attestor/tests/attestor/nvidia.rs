@@ -7,8 +7,8 @@ use attestor::ParseError;
 use attestor::nvidia::certs::{DeviceChain, TcbInfo};
 use attestor::nvidia::evidence::{GpuArch, GpuEvidenceList};
 use attestor::nvidia::report::{self, AttestationReport, NVDEC0_DISABLED, OpaqueId, SpdmNonce};
-//S use attestor::nvidia::simulate::{self, GpuSimParams};
-//S use attestor::sim::SimSeed;
+use attestor::nvidia::simulate::{self, GpuSimParams};
+use attestor::sim::SimSeed;
 use p384::ecdsa::signature::Verifier as _;
 
 use crate::testdata;
@@ -303,4 +303,130 @@ fn nvat_590_json_evidence() {
         list.entries
     );
     attestor::nvidia::evidence::fuzz_roundtrip(&json);
+}
+
+#[test]
+fn simulated_gpu_roundtrips_and_verifies_under_its_own_root() {
+    let nonce = SpdmNonce([0xab; 32]);
+    let gpu = simulate::simulate(&SimSeed::DEFAULT, &GpuSimParams::new(nonce)).unwrap();
+    let r = AttestationReport::parse(&gpu.report).unwrap();
+    assert_eq!(r.to_bytes(), gpu.report);
+    assert_eq!(r.nonce(), nonce);
+    assert_eq!(r.response.number_of_blocks, 64);
+    let o = r.opaque();
+    assert_eq!(o.driver_version().as_deref(), Some("550.90.07"));
+    assert_eq!(o.vbios_version().as_deref(), Some("96.00.9F.00.01"));
+    assert_eq!(
+        (o.project(), o.project_sku(), o.chip_sku()),
+        (Some("1010".into()), Some("0200".into()), Some("882".into()))
+    );
+    assert_eq!(o.nvdec0_status(), Some(NVDEC0_DISABLED));
+    assert_eq!(o.opaque_data_version(), Some(0));
+    assert_eq!(o.msrscnt().map(|m| m.len()), Some(64));
+
+    let chain = DeviceChain::from_pem(gpu.chain_pem.as_bytes()).unwrap();
+    assert_eq!(chain.len(), 5);
+    assert!(matches!(
+        chain.leaf_tcb_info(),
+        Ok(Some(TcbInfo::Hopper(_)))
+    ));
+    assert_eq!(chain.leaf_fwid(), o.fwid());
+    assert_eq!(
+        chain.hwmodel().as_deref(),
+        Some("GH100 A01 GSP BROM SIMULATED")
+    );
+    assert!(chain.ueid().is_some());
+    assert_eq!(chain.root().unwrap().der(), gpu.root_der);
+    assert_eq!(simulate::root_ca(&SimSeed::DEFAULT).unwrap(), gpu.root_der);
+    assert!(verify(&r, &chain));
+
+    // The simulated chain does not verify a genuine report, nor a genuine chain a simulated one.
+    let genuine = DeviceChain::from_pem(&testdata("nvidia/h100_nvtrust_550_chain.pem")).unwrap();
+    assert!(!verify(&r, &genuine));
+    assert_ne!(genuine.root().unwrap().der(), gpu.root_der);
+
+    // Measurements: golden unless overridden; a flipped byte breaks the signature.
+    let golden = simulate::golden_measurements(&SimSeed::DEFAULT);
+    assert_eq!(gpu.measurements, golden);
+    for (i, v) in &golden {
+        assert_eq!(r.measurement(*i), Some(&v[..]));
+    }
+    let mut params = GpuSimParams::new(nonce);
+    params.measurement_overrides.push((5, [0xee; 48]));
+    params.driver_version = "535.86.09".into();
+    let tampered = simulate::simulate(&SimSeed::DEFAULT, &params).unwrap();
+    let t = AttestationReport::parse(&tampered.report).unwrap();
+    assert_eq!(t.measurement(5), Some(&[0xee; 48][..]));
+    assert_eq!(t.opaque().driver_version().as_deref(), Some("535.86.09"));
+    assert!(verify(&t, &chain), "still signed by the simulated GPU");
+    let mut flipped = gpu.report.clone();
+    flipped[200] ^= 1; // inside block 3's value
+    assert!(!verify(
+        &AttestationReport::parse(&flipped).unwrap(),
+        &chain
+    ));
+
+    // Another seed, another root.
+    let other = simulate::simulate(&SimSeed([7; 32]), &GpuSimParams::new(nonce)).unwrap();
+    assert_ne!(other.root_der, gpu.root_der);
+
+    // As JSON evidence, through the KBS shape.
+    let list = GpuEvidenceList::new(vec![gpu.evidence_entry()]);
+    let json = serde_json::to_vec(&list.to_kbs_json()).unwrap();
+    let back = GpuEvidenceList::parse_json(&json).unwrap();
+    assert_eq!(back.entries[0].report, gpu.report);
+    assert_eq!(back.entries[0].cert_chain_pem, gpu.chain_pem.as_bytes());
+}
+
+#[test]
+fn versioned_opaque_data_is_refused() {
+    // The 550 report with its opaque data replaced by an NVDAOD header of the same length.
+    let mut bytes = testdata("nvidia/h100_nvtrust_550_report.bin");
+    let opaque_at = 37 + 8 + 3520 + 32 + 2;
+    bytes[opaque_at..opaque_at + 12].copy_from_slice(b"NVDAOD\0\0\x02\0\0\0");
+    let err = AttestationReport::parse(&bytes).unwrap_err();
+    assert!(
+        matches!(&err, ParseError::Unsupported { what, .. } if what.contains("NVDAOD")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn fuzz_bodies_over_goldens() {
+    // (file, sampling step outside the record): every bit of one report, a
+    // seventh of another's, to keep the debug-build run short.
+    for (file, step) in [
+        ("nvidia/h100_nvtrust_550_report.bin", 1),
+        ("nvidia/gb100_nvat_575_report.bin", 7),
+    ] {
+        let bytes = testdata(file);
+        // Every cut and bit flip in the headers and the opaque data; a sample
+        // inside the (uniform, 64 × 55-byte) measurement record and the signature.
+        let record = 64..37 + 8 + 3520;
+        for cut in 0..=bytes.len() {
+            if (!record.contains(&cut) || cut % 11 == 0) && cut % step == 0 {
+                report::fuzz_roundtrip(&bytes[..cut]);
+            }
+        }
+        for bit in 0..bytes.len() * 8 {
+            let byte = bit / 8;
+            let signature = byte + 96 >= bytes.len();
+            if (record.contains(&byte) || signature) && bit % 31 != 0 || bit % step != 0 {
+                continue;
+            }
+            let mut b = bytes.clone();
+            b[byte] ^= 1 << (bit % 8);
+            report::fuzz_roundtrip(&b);
+        }
+    }
+    let pem = testdata("nvidia/h100_nvtrust_550_chain.pem");
+    attestor::nvidia::certs::fuzz_roundtrip(&pem);
+    for cut in (0..=pem.len()).step_by(13) {
+        attestor::nvidia::certs::fuzz_roundtrip(&pem[..cut]);
+    }
+    for bit in (0..pem.len() * 8).step_by(11) {
+        let mut b = pem.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        attestor::nvidia::certs::fuzz_roundtrip(&b);
+    }
 }
