@@ -877,8 +877,8 @@ fn check_size(id: OpaqueId, len: usize) -> Result<(), String> {
         OpaqueId::BOARD_ID => len == 4,
         OpaqueId::FWID => len == Fwid::LEN,
         OpaqueId::NVDEC0_STATUS | OpaqueId::PROTECTED_PCIE_STATUS => len == 1,
-        OpaqueId::MSRSCNT => len % 4 == 0,
-        OpaqueId::SWITCH_PDI => len % 8 == 0,
+        OpaqueId::MSRSCNT => len.is_multiple_of(4),
+        OpaqueId::SWITCH_PDI => len.is_multiple_of(8),
         OpaqueId::OPAQUE_DATA_VERSION | OpaqueId::FEATURE_FLAG => (1..=8).contains(&len),
         _ => true,
     };
@@ -950,7 +950,7 @@ fn single(v: &[u8]) -> Option<u8> {
 }
 
 fn u32_list(v: &[u8]) -> Option<Vec<u32>> {
-    if v.len() % 4 != 0 {
+    if !v.len().is_multiple_of(4) {
         return None;
     }
     Some(

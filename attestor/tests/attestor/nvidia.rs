@@ -89,6 +89,7 @@ const CHAINS: [&str; 4] = [
     "nvidia/neg_h100_chain_case2.pem",
 ];
 
+#[allow(clippy::unwrap_used)] // a test helper, outside #[test]
 fn verify(report: &AttestationReport, chain: &DeviceChain) -> bool {
     let key = chain.leaf().unwrap().p384_key().unwrap();
     let sig = p384::ecdsa::Signature::from_slice(&report.signature()).unwrap();
