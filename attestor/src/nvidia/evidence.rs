@@ -12,6 +12,7 @@
 //! know are kept. It decodes the transport encodings only: the report and the
 //! chain inside are parsed by [`report`](super::report) and
 //! [`certs`](super::certs), and nothing here checks a nonce or a signature.
+#![warn(clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 
