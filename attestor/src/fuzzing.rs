@@ -10,6 +10,46 @@
 use crate::binding::RuntimeData;
 use crate::evidence::EvidenceBundle;
 
+/// SEV-SNP attestation report: parse, serialize, identical bytes.
+pub fn snp_report(data: &[u8]) {
+    crate::snp::report::fuzz_roundtrip(data);
+}
+
+/// SEV-SNP GHCB certificate table (configfs-tsm auxblob).
+pub fn snp_cert_table(data: &[u8]) {
+    crate::snp::certs::fuzz_roundtrip(data);
+}
+
+/// AMD VCEK/VLEK certificate extensions.
+pub fn snp_vek_extensions(data: &[u8]) {
+    crate::snp::certs::fuzz_vek_extensions(data);
+}
+
+/// Intel TDX DCAP quote: parse, serialize, identical bytes.
+pub fn tdx_quote(data: &[u8]) {
+    crate::tdx::quote::fuzz_roundtrip(data);
+}
+
+/// NVIDIA SPDM GET_MEASUREMENTS request and response: parse, serialize, identical bytes.
+pub fn nvidia_report(data: &[u8]) {
+    crate::nvidia::report::fuzz_roundtrip(data);
+}
+
+/// NVIDIA device certificate chain (PEM).
+pub fn nvidia_cert_chain(data: &[u8]) {
+    crate::nvidia::certs::fuzz_roundtrip(data);
+}
+
+/// NVIDIA JSON evidence list (NVAT or KBS shape).
+pub fn nvidia_evidence(data: &[u8]) {
+    crate::nvidia::evidence::fuzz_roundtrip(data);
+}
+
+/// NVIDIA RIM (SWID XML), including canonicalization.
+pub fn nvidia_rim(data: &[u8]) {
+    crate::nvidia::rim::fuzz_roundtrip(data);
+}
+
 /// The KBS evidence bundle: parse, re-serialize, parse again: same bundle and digest.
 pub fn evidence_bundle(data: &[u8]) {
     if let Ok(bundle) = EvidenceBundle::from_json(data) {

@@ -166,7 +166,9 @@ fn gpu(bytes: &[u8]) -> Result<Value, ParseError> {
         }
         Ok(json!({ "devices": devices }))
     } else {
-        Ok(view(&attestor::nvidia::report::AttestationReport::parse(bytes)?))
+        Ok(view(&attestor::nvidia::report::AttestationReport::parse(
+            bytes,
+        )?))
     }
 }
 
@@ -224,7 +226,9 @@ fn certs(bytes: &[u8]) -> Result<Value, ParseError> {
 
 fn cert_view(cert: &Certificate) -> Result<Value, ParseError> {
     let tbs = &cert.tbs_certificate;
-    let der = cert.to_der().map_err(|e| ParseError::document("x509", "der", e))?;
+    let der = cert
+        .to_der()
+        .map_err(|e| ParseError::document("x509", "der", e))?;
     let extensions: Vec<Value> = tbs
         .extensions
         .iter()
@@ -273,13 +277,15 @@ fn cert_view(cert: &Certificate) -> Result<Value, ParseError> {
 fn crl(bytes: &[u8]) -> Result<Value, ParseError> {
     let der;
     let bytes = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        let (_, d) = der::pem::decode_vec(bytes).map_err(|e| ParseError::document("crl", "pem", e))?;
+        let (_, d) =
+            der::pem::decode_vec(bytes).map_err(|e| ParseError::document("crl", "pem", e))?;
         der = d;
         &der[..]
     } else {
         bytes
     };
-    let crl = CertificateList::from_der(bytes).map_err(|e| ParseError::document("crl", "der", e))?;
+    let crl =
+        CertificateList::from_der(bytes).map_err(|e| ParseError::document("crl", "der", e))?;
     Ok(crl_view(&crl))
 }
 
@@ -307,7 +313,11 @@ fn collateral(bytes: &[u8]) -> Result<Value, ParseError> {
     let doc = |e: serde_json::Error| ParseError::document("collateral", "(root)", e);
     let mut value: Value = serde_json::from_slice(bytes).map_err(doc)?;
     let Value::Object(map) = &mut value else {
-        return Err(ParseError::document("collateral", "(root)", "not a JSON object"));
+        return Err(ParseError::document(
+            "collateral",
+            "(root)",
+            "not a JSON object",
+        ));
     };
     for key in ["tcb_info", "qe_identity"] {
         if let Some(Value::String(inner)) = map.get(key) {
@@ -318,8 +328,10 @@ fn collateral(bytes: &[u8]) -> Result<Value, ParseError> {
     }
     for key in ["pck_crl", "root_ca_crl"] {
         if let Some(Value::String(h)) = map.get(key) {
-            let der = hex::decode(h).map_err(|e| ParseError::document("collateral", "crl hex", e))?;
-            let crl = CertificateList::from_der(&der).map_err(|e| ParseError::document("collateral", "crl", e))?;
+            let der =
+                hex::decode(h).map_err(|e| ParseError::document("collateral", "crl hex", e))?;
+            let crl = CertificateList::from_der(&der)
+                .map_err(|e| ParseError::document("collateral", "crl", e))?;
             map.insert(format!("{key}_parsed"), crl_view(&crl));
         }
     }

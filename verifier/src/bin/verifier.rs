@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use verifier::inspect::{self, Kind};
 
 #[derive(Parser)]
-#[command(name = "verifier", version, about = "Appraise confidential-computing evidence and receipts")]
+#[command(
+    name = "verifier",
+    version,
+    about = "Appraise confidential-computing evidence and receipts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,9 +49,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect { file, kind } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let (kind, value) =
-                inspect::inspect(&bytes, kind).with_context(|| format!("inspecting {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let (kind, value) = inspect::inspect(&bytes, kind)
+                .with_context(|| format!("inspecting {}", file.display()))?;
             let out = serde_json::json!({ "kind": kind.as_str(), "file": file.display().to_string(), "parsed": value });
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
