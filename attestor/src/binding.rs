@@ -99,7 +99,11 @@ impl RuntimeData {
         match map.get(member::TEE_PUBKEY) {
             Some(Value::Object(_)) => {}
             Some(_) => {
-                return Err(ParseError::document(FORMAT, member::TEE_PUBKEY, "not a JSON object"));
+                return Err(ParseError::document(
+                    FORMAT,
+                    member::TEE_PUBKEY,
+                    "not a JSON object",
+                ));
             }
             None => return Err(ParseError::document(FORMAT, member::TEE_PUBKEY, "missing")),
         }
@@ -189,7 +193,8 @@ impl RuntimeData {
     /// The CPU report_data: SHA-384 of the canonical runtime data with the
     /// additional evidence string (empty when there is no device), zero-padded to 64.
     pub fn cpu_report_data(&self, additional_evidence: &str) -> CpuReportData {
-        let digest: [u8; 48] = Sha384::digest(self.canonical_with_additional(additional_evidence)).into();
+        let digest: [u8; 48] =
+            Sha384::digest(self.canonical_with_additional(additional_evidence)).into();
         let mut out = [0u8; 64];
         for (o, d) in out.iter_mut().zip(digest) {
             *o = d;
@@ -255,7 +260,10 @@ mod tests {
         assert_eq!(rd.device_digest().to_hex(), PLAIN_H);
         assert_eq!(rd.gpu_nonce().to_hex(), &PLAIN_H[..64]);
         // No GPU: the additional evidence is the empty string, still present.
-        assert_eq!(rd.cpu_report_data("").to_hex(), format!("{PLAIN_CPU_NO_GPU}{}", "0".repeat(32)));
+        assert_eq!(
+            rd.cpu_report_data("").to_hex(),
+            format!("{PLAIN_CPU_NO_GPU}{}", "0".repeat(32))
+        );
     }
 
     #[test]
@@ -265,8 +273,14 @@ mod tests {
             .with_agent(json!({"name": "guest-agent", "version": "0.1.0"}));
         assert_eq!(rd.device_digest().to_hex(), EXT_H);
         let ae = nvidia_additional_evidence(&[json!({"arch": "HOPPER", "uuid": "GPU-0"})]);
-        assert_eq!(ae, r#"{"nvidia":{"device_evidence_list":[{"arch":"HOPPER","uuid":"GPU-0"}]}}"#);
-        assert_eq!(rd.cpu_report_data(&ae).to_hex(), format!("{EXT_CPU}{}", "0".repeat(32)));
+        assert_eq!(
+            ae,
+            r#"{"nvidia":{"device_evidence_list":[{"arch":"HOPPER","uuid":"GPU-0"}]}}"#
+        );
+        assert_eq!(
+            rd.cpu_report_data(&ae).to_hex(),
+            format!("{EXT_CPU}{}", "0".repeat(32))
+        );
     }
 
     #[test]
@@ -285,10 +299,12 @@ mod tests {
         assert!(RuntimeData::from_json(br#"{"tee-pubkey":{}}"#).is_err());
         assert!(RuntimeData::from_json(br#"{"nonce":1,"tee-pubkey":{}}"#).is_err());
         assert!(RuntimeData::from_json(br#"{"nonce":"n","tee-pubkey":"k"}"#).is_err());
-        let err = RuntimeData::from_json(br#"{"nonce":"n","tee-pubkey":{},"additional-evidence":""}"#)
-            .unwrap_err();
+        let err =
+            RuntimeData::from_json(br#"{"nonce":"n","tee-pubkey":{},"additional-evidence":""}"#)
+                .unwrap_err();
         assert_eq!(err.field(), Some("additional-evidence"));
-        let ok = RuntimeData::from_json(br#"{"nonce":"n","tee-pubkey":{"kty":"EC"},"x-ext":1}"#).unwrap();
+        let ok = RuntimeData::from_json(br#"{"nonce":"n","tee-pubkey":{"kty":"EC"},"x-ext":1}"#)
+            .unwrap();
         assert_eq!(ok.nonce(), "n");
         assert!(ok.canonical().windows(5).any(|w| w == b"x-ext"));
     }
@@ -298,12 +314,8 @@ mod tests {
         assert_eq!(nvidia_additional_evidence(&[]), "");
     }
 
-    const PLAIN_H: &str =
-        "678100d0e087a715f41338e41f274237ab195862a3b972fb8c3d0381828b91f8a2de17a0cf5b5b1095faa8d3181fe4a9";
-    const PLAIN_CPU_NO_GPU: &str =
-        "dfde351d26d41cdfa9a1eb03f8547948792d691116c695f10a1702fad47a732530a5865dda165af102bfb69902734c7e";
-    const EXT_H: &str =
-        "131289f872082890f8c6ee7dd6b11703634f9ae5c8a520001742fbb8c99cb57159babd2c9aa83d90fa7d0774c73d9676";
-    const EXT_CPU: &str =
-        "06044522cf098474f8cec463e3e34fc62e5a6fe1500538f5c0f5e2cbcea718226d2f04828d70572d06e6cf34470a6568";
+    const PLAIN_H: &str = "678100d0e087a715f41338e41f274237ab195862a3b972fb8c3d0381828b91f8a2de17a0cf5b5b1095faa8d3181fe4a9";
+    const PLAIN_CPU_NO_GPU: &str = "dfde351d26d41cdfa9a1eb03f8547948792d691116c695f10a1702fad47a732530a5865dda165af102bfb69902734c7e";
+    const EXT_H: &str = "131289f872082890f8c6ee7dd6b11703634f9ae5c8a520001742fbb8c99cb57159babd2c9aa83d90fa7d0774c73d9676";
+    const EXT_CPU: &str = "06044522cf098474f8cec463e3e34fc62e5a6fe1500538f5c0f5e2cbcea718226d2f04828d70572d06e6cf34470a6568";
 }

@@ -20,6 +20,8 @@
 //! §3 (configfs-tsm, Linux `Documentation/ABI/testing/configfs-tsm-report`),
 //! §4 (TDX in Linux userspace); `specs/nvidia-gpu.md` §1 (NVML).
 
+#![warn(clippy::indexing_slicing)]
+
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -581,7 +583,9 @@ pub fn detect_at(paths: &HostPaths) -> Detection {
 
 /// The CPU collector this host supports, chosen as [`Detection::cpu_kind`]
 /// does (NVML is not probed).
-pub fn cpu_collector(paths: &HostPaths) -> Result<Box<dyn CpuCollector>, CollectError> {
+pub fn cpu_collector(
+    paths: &HostPaths,
+) -> Result<Box<dyn CpuCollector + Send + Sync>, CollectError> {
     let (tsm, provider) = probe_tsm(&paths.tsm_report);
     let report = TsmReport::new(paths.tsm_report.clone());
     match provider.as_deref() {
@@ -724,6 +728,7 @@ mod tests {
     fn detection_on_this_host_does_not_crash() {
         let d = detect();
         let text = d.to_string();
+        eprintln!("{text}");
         assert_eq!(text.lines().count(), 4, "{text}");
         for line in text.lines() {
             assert!(

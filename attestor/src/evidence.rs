@@ -125,12 +125,14 @@ impl EvidenceBundle {
         let runtime_data = RuntimeData::from_value(wire.runtime_data)?;
         let primary = match wire.tee {
             Tee::Snp => PrimaryEvidence::Snp(
-                serde_json::from_value(wire.tee_evidence.primary_evidence)
-                    .map_err(|e| ParseError::document(FORMAT, "tee-evidence.primary_evidence", e))?,
+                serde_json::from_value(wire.tee_evidence.primary_evidence).map_err(|e| {
+                    ParseError::document(FORMAT, "tee-evidence.primary_evidence", e)
+                })?,
             ),
             Tee::Tdx => PrimaryEvidence::Tdx(
-                serde_json::from_value(wire.tee_evidence.primary_evidence)
-                    .map_err(|e| ParseError::document(FORMAT, "tee-evidence.primary_evidence", e))?,
+                serde_json::from_value(wire.tee_evidence.primary_evidence).map_err(|e| {
+                    ParseError::document(FORMAT, "tee-evidence.primary_evidence", e)
+                })?,
             ),
         };
         Ok(Self {
@@ -190,7 +192,9 @@ mod opt_base64 {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         let text: Option<String> = Option::deserialize(d)?;
         text.map(|t| STANDARD.decode(t.trim()).map_err(serde::de::Error::custom))
             .transpose()
@@ -204,7 +208,10 @@ mod tests {
 
     fn bundle() -> EvidenceBundle {
         EvidenceBundle {
-            runtime_data: RuntimeData::new("bm9uY2U=", json!({"kty": "EC", "crv": "P-256", "x": "a", "y": "b"})),
+            runtime_data: RuntimeData::new(
+                "bm9uY2U=",
+                json!({"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}),
+            ),
             primary: PrimaryEvidence::Snp(SnpEvidence {
                 report: vec![1, 2, 3],
                 cert_table: Some(vec![4, 5]),
@@ -261,7 +268,8 @@ mod tests {
         let err = EvidenceBundle::from_json(bad_rd.to_string().as_bytes()).unwrap_err();
         assert_eq!(err.field(), Some("nonce"));
         assert!(EvidenceBundle::from_json(b"{").is_err());
-        let unknown_tee = json!({"tee": "sgx", "runtime-data": {}, "tee-evidence": {"primary_evidence": {}}});
+        let unknown_tee =
+            json!({"tee": "sgx", "runtime-data": {}, "tee-evidence": {"primary_evidence": {}}});
         assert!(EvidenceBundle::from_json(unknown_tee.to_string().as_bytes()).is_err());
     }
 }

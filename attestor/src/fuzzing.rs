@@ -15,7 +15,11 @@ pub fn evidence_bundle(data: &[u8]) {
     if let Ok(bundle) = EvidenceBundle::from_json(data) {
         let text = bundle.to_json_pretty();
         let again = EvidenceBundle::from_json(text.as_bytes());
-        assert_eq!(again.as_ref(), Ok(&bundle), "bundle did not survive re-serialization");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&bundle),
+            "bundle did not survive re-serialization"
+        );
         if let Ok(again) = again {
             assert_eq!(again.digest(), bundle.digest());
         }
@@ -29,7 +33,11 @@ pub fn runtime_data(data: &[u8]) {
     if let Ok(rd) = RuntimeData::from_json(data) {
         let canonical = rd.canonical();
         let again = RuntimeData::from_json(&canonical).map(|r| r.canonical());
-        assert_eq!(again.as_deref(), Ok(&canonical[..]), "canonical form is not a fixed point");
+        assert_eq!(
+            again.as_deref(),
+            Ok(&canonical[..]),
+            "canonical form is not a fixed point"
+        );
         let _ = rd.gpu_nonce();
         let _ = rd.cpu_report_data("");
     }

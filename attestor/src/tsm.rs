@@ -17,7 +17,7 @@
 //! a `generation` that did not move; that is checked.
 //!
 //! Tests imitate the kernel with a temporary directory driven by a hook
-//! ([`fake`], test builds only); in production the hook does nothing.
+//! (`fake`, test builds only); in production the hook does nothing.
 
 #![warn(clippy::indexing_slicing)]
 
@@ -620,10 +620,10 @@ pub(crate) mod fake {
                 }
                 Event::Wrote(_) => Self::bump(entry)?,
                 Event::Reading(attr) => {
-                    if let Some(Fail::Read(a, errno)) = fail {
-                        if a == attr {
-                            return Err(io::Error::from_raw_os_error(errno));
-                        }
+                    if let Some(Fail::Read(a, errno)) = fail
+                        && a == attr
+                    {
+                        return Err(io::Error::from_raw_os_error(errno));
                     }
                     if attr == Attr::Outblob && !entry.join("outblob").exists() {
                         return Err(io::Error::from_raw_os_error(EINVAL));

@@ -23,7 +23,7 @@
 //! truncation to the reported size, nonce check, per-device loop, ready-state
 //! rule) is unit-tested with a fake. nvml-wrapper does not expose the CC
 //! *environment*, so one raw call to `nvmlSystemGetConfComputeSettings` is
-//! made through its symbol table: the only `unsafe` in this crate, with its
+//! made through its symbol table: the only `unsafe` in this module, with its
 //! `SAFETY` argument beside it. nvml-wrapper's report and certificate getters
 //! slice fixed buffers by driver-reported sizes and would panic on an
 //! oversized value; those calls run under `catch_unwind` and become errors.
@@ -78,7 +78,7 @@ impl NvmlCollector {
             .map_err(|e| CollectError::Nvml {
                 call: "nvmlInit_v2",
                 device: None,
-                message: format!("loading {}: {e}", library.display()),
+                message: e.to_string(),
             })?;
         Ok(Self::from_api(Arc::new(RealNvml(nvml))))
     }
@@ -190,7 +190,7 @@ pub(crate) fn probe(library: &Path) -> (Probe, Option<u32>, Option<CcState>) {
     let collector = match NvmlCollector::init_with_library(library) {
         Ok(collector) => collector,
         Err(err) => {
-            let detail = format!("{location} could not be loaded or initialised ({err})");
+            let detail = format!("not usable: {err}");
             let probe = Probe {
                 name: "nvml",
                 present: false,

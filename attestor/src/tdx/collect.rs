@@ -2,7 +2,7 @@
 //!
 //! The only userspace path to a remotely verifiable TDX quote is Linux
 //! configfs-tsm with provider `tdx_guest` (Linux ≥ 6.7): the kernel issues
-//! TDG.VP.VMCALL<GetQuote>, the host's quote generation service signs, and
+//! `TDG.VP.VMCALL<GetQuote>`, the host's quote generation service signs, and
 //! `outblob` is the DCAP quote (v4 or v5).
 //!
 //! Not used, on purpose:
