@@ -114,10 +114,8 @@ impl RuntimeData {
                 "reserved for the CPU digest; must not appear in runtime_data",
             ));
         }
-        if let Some(v) = map.get(member::MODEL) {
-            if !v.is_string() {
-                return Err(ParseError::document(FORMAT, member::MODEL, "not a string"));
-            }
+        if map.get(member::MODEL).is_some_and(|v| !v.is_string()) {
+            return Err(ParseError::document(FORMAT, member::MODEL, "not a string"));
         }
         Ok(Self(map))
     }

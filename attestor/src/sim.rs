@@ -201,13 +201,14 @@ fn rsa_from_disk_or_generate(seed: &SimSeed, label: &str) -> Result<RsaPrivateKe
     h.update(label.as_bytes());
     h.update(SIM_RSA_BITS.to_le_bytes());
     let path = dir.join(format!("{}.p8", ::hex::encode(h.finalize())));
-    if let Ok(der) = std::fs::read(&path) {
-        if let Ok(key) = RsaPrivateKey::from_pkcs8_der(&der) {
-            if rsa::traits::PublicKeyParts::size(&key) * 8 == SIM_RSA_BITS && key.validate().is_ok()
-            {
-                return Ok(key);
-            }
-        }
+    let cached = std::fs::read(&path)
+        .ok()
+        .and_then(|der| RsaPrivateKey::from_pkcs8_der(&der).ok())
+        .filter(|key| {
+            rsa::traits::PublicKeyParts::size(key) * 8 == SIM_RSA_BITS && key.validate().is_ok()
+        });
+    if let Some(key) = cached {
+        return Ok(key);
     }
     let key = generate()?;
     // Best effort: a read-only or missing temp dir only costs time.

@@ -63,9 +63,16 @@ fn nvidia_reports_chains_and_evidence() {
         exercise(f, &testdata(f), fuzzing::nvidia_report);
     }
     // Text formats: truncations everywhere, flips sampled (each parse is costlier).
-    for f in ["nvidia/h100_nvtrust_550_chain.pem", "nvidia/h100_nvat_590_evidence.json"] {
+    for f in [
+        "nvidia/h100_nvtrust_550_chain.pem",
+        "nvidia/h100_nvat_590_evidence.json",
+    ] {
         let data = testdata(f);
-        let body = if f.ends_with(".pem") { fuzzing::nvidia_cert_chain } else { fuzzing::nvidia_evidence };
+        let body = if f.ends_with(".pem") {
+            fuzzing::nvidia_cert_chain
+        } else {
+            fuzzing::nvidia_evidence
+        };
         exercise(f, &data, body);
     }
 }
