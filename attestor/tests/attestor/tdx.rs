@@ -277,3 +277,232 @@ fn golden_fuzz_bodies_hold() {
         attestor::tdx::certs::fuzz_roundtrip(q.pck_chain_pem().unwrap());
     }
 }
+
+mod simulated {
+    use attestor::sim::SimSeed;
+    use attestor::tdx::certs::{PckExtensions, pck_chain_from_pem};
+    use attestor::tdx::quote::{Quote, TdReportData};
+    use attestor::tdx::simulate::{QuoteCollateralV3, TdxSimParams, root_ca, simulate};
+    use der::{Decode, Encode};
+    use p256::ecdsa::signature::Verifier;
+    use p256::ecdsa::{Signature, VerifyingKey};
+    use x509_cert::Certificate;
+    use x509_cert::crl::CertificateList;
+
+    use super::check_quote_bindings;
+    use crate::testdata;
+
+    const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    fn key_of(cert: &Certificate) -> VerifyingKey {
+        VerifyingKey::from_sec1_bytes(
+            cert.tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn first_cert(pem: &str) -> Certificate {
+        Certificate::from_der(&pck_chain_from_pem(pem.as_bytes()).unwrap()[0]).unwrap()
+    }
+
+    #[test]
+    fn simulated_quote_binds_like_a_genuine_one() {
+        let params = TdxSimParams::new(TdReportData([0x42; 64]));
+        let sim = simulate(&SimSeed::DEFAULT, &params, NOW).unwrap();
+        let q = Quote::parse(&sim.quote).unwrap();
+        assert_eq!(q.to_bytes(), sim.quote);
+        attestor::tdx::quote::fuzz_roundtrip(&sim.quote);
+        check_quote_bindings(&q);
+        assert_eq!(q.report().report_data.0, [0x42; 64]);
+        assert!(q.report().td_attributes.sept_ve_disable());
+        assert_eq!(q.report().xfam.0, 0x602e7);
+
+        let chain = pck_chain_from_pem(q.pck_chain_pem().unwrap()).unwrap();
+        assert_eq!(chain.len(), 3);
+        assert_eq!(chain[2], sim.root_ca_der);
+        assert_eq!(root_ca(&SimSeed::DEFAULT).unwrap(), sim.root_ca_der);
+        let names: Vec<String> = chain
+            .iter()
+            .map(|c| {
+                Certificate::from_der(c)
+                    .unwrap()
+                    .tbs_certificate
+                    .subject
+                    .to_string()
+            })
+            .collect();
+        assert!(names.iter().all(|n| n.contains("SIMULATED")), "{names:?}");
+        assert!(names[0].contains("Intel SGX PCK Certificate SIMULATED"));
+        assert!(names[1].contains("Intel SGX PCK Platform CA SIMULATED"));
+        assert!(names[2].contains("Intel SGX Root CA SIMULATED"));
+    }
+
+    #[test]
+    fn simulated_tamper_breaks_quote_signature() {
+        let sim = simulate(
+            &SimSeed::DEFAULT,
+            &TdxSimParams::new(TdReportData([1; 64])),
+            NOW,
+        )
+        .unwrap();
+        let mut bytes = sim.quote.clone();
+        bytes[600] ^= 0x80; // inside report_data
+        let q = Quote::parse(&bytes).unwrap();
+        let mut sec1 = vec![0x04];
+        sec1.extend_from_slice(q.signature_data.attestation_key.as_bytes());
+        let ak = VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+        let sig = Signature::from_slice(q.signature_data.signature.as_bytes()).unwrap();
+        assert!(ak.verify(q.signed_bytes(), &sig).is_err());
+    }
+
+    #[test]
+    fn simulated_collateral_is_signed_and_matches_the_quote() {
+        let params = TdxSimParams::new(TdReportData([9; 64]));
+        let sim = simulate(&SimSeed::DEFAULT, &params, NOW).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&sim.collateral_json).unwrap();
+        let c: QuoteCollateralV3 = serde_json::from_value(json).unwrap();
+        let root = Certificate::from_der(&sim.root_ca_der).unwrap();
+
+        // tcbInfo and QE identity: signed over the exact strings by the TCB signing cert.
+        let signer = first_cert(&c.tcb_info_issuer_chain);
+        assert!(
+            signer
+                .tbs_certificate
+                .subject
+                .to_string()
+                .contains("Intel SGX TCB Signing SIMULATED")
+        );
+        let sig = Signature::from_der(signer.signature.raw_bytes()).unwrap();
+        key_of(&root)
+            .verify(&signer.tbs_certificate.to_der().unwrap(), &sig)
+            .expect("TCB signing cert issued by the root");
+        let tcb_sig = Signature::from_slice(&c.tcb_info_signature).unwrap();
+        key_of(&signer)
+            .verify(c.tcb_info.as_bytes(), &tcb_sig)
+            .expect("tcb_info signature");
+        let qe_sig = Signature::from_slice(&c.qe_identity_signature).unwrap();
+        key_of(&signer)
+            .verify(c.qe_identity.as_bytes(), &qe_sig)
+            .expect("qe_identity signature");
+        let mut changed = c.tcb_info.clone().into_bytes();
+        changed[10] ^= 1;
+        assert!(key_of(&signer).verify(&changed, &tcb_sig).is_err());
+
+        // CRLs: the root CRL by the root, the PCK CRL by the Platform CA.
+        let ca = first_cert(&c.pck_crl_issuer_chain);
+        for (crl_der, issuer) in [(&c.root_ca_crl, &root), (&c.pck_crl, &ca)] {
+            let crl = CertificateList::from_der(crl_der).unwrap();
+            assert_eq!(crl.tbs_cert_list.issuer, issuer.tbs_certificate.subject);
+            let sig = Signature::from_der(crl.signature.raw_bytes()).unwrap();
+            key_of(issuer)
+                .verify(&crl.tbs_cert_list.to_der().unwrap(), &sig)
+                .expect("CRL signature");
+            let next = crl.tbs_cert_list.next_update.unwrap();
+            assert_eq!(next.to_unix_duration().as_secs(), NOW + 30 * 86_400);
+        }
+
+        // tcbInfo agrees with the PCK certificate and the TD report.
+        let q = Quote::parse(&sim.quote).unwrap();
+        let chain = pck_chain_from_pem(q.pck_chain_pem().unwrap()).unwrap();
+        let ext = PckExtensions::from_der(&chain[0]).unwrap();
+        let info: serde_json::Value = serde_json::from_str(&c.tcb_info).unwrap();
+        assert_eq!(info["id"], "TDX");
+        assert_eq!(info["version"], 3);
+        assert_eq!(
+            info["fmspc"].as_str().unwrap().to_lowercase(),
+            ext.fmspc.to_hex()
+        );
+        assert_eq!(info["pceId"].as_str().unwrap(), "0000");
+        let up = &info["tcbLevels"][0];
+        assert_eq!(up["tcbStatus"], "UpToDate");
+        assert_eq!(up["tcb"]["pcesvn"], ext.tcb.pce_svn);
+        for (i, comp) in up["tcb"]["sgxtcbcomponents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(comp["svn"], ext.tcb.comp_svns[i]);
+        }
+        for (i, comp) in up["tcb"]["tdxtcbcomponents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(comp["svn"], q.report().tee_tcb_svn.0[i]);
+        }
+        assert_eq!(info["tcbLevels"][1]["tcbStatus"], "OutOfDate");
+        assert_eq!(
+            info["tdxModule"]["mrsigner"]
+                .as_str()
+                .unwrap()
+                .to_lowercase(),
+            q.report().mr_signer_seam.to_hex()
+        );
+        let module = &info["tdxModuleIdentities"][0];
+        assert_eq!(
+            module["id"],
+            format!("TDX_{:02X}", q.report().tee_tcb_svn.0[1])
+        );
+        assert_eq!(
+            module["tcbLevels"][0]["tcb"]["isvsvn"],
+            q.report().tee_tcb_svn.0[0]
+        );
+
+        // QE identity agrees with the QE report.
+        let qe = &q.qe_report_cert_data().unwrap().qe_report;
+        let id: serde_json::Value = serde_json::from_str(&c.qe_identity).unwrap();
+        assert_eq!(id["id"], "TD_QE");
+        assert_eq!(
+            id["mrsigner"].as_str().unwrap().to_lowercase(),
+            qe.mr_signer.to_hex()
+        );
+        assert_eq!(id["isvprodid"], qe.isv_prod_id);
+        assert_eq!(id["tcbLevels"][0]["tcb"]["isvsvn"], qe.isv_svn);
+        let mask = hex::decode(id["attributesMask"].as_str().unwrap()).unwrap();
+        let want = hex::decode(id["attributes"].as_str().unwrap()).unwrap();
+        let masked: Vec<u8> = qe
+            .attributes
+            .0
+            .iter()
+            .zip(&mask)
+            .map(|(a, m)| a & m)
+            .collect();
+        assert_eq!(masked, want);
+    }
+
+    #[test]
+    fn collateral_shape_matches_the_genuine_file() {
+        let real = testdata("tdx/b0c06f_dcapqvl_collateral.json");
+        let real_json: serde_json::Value = serde_json::from_slice(&real).unwrap();
+        let parsed: QuoteCollateralV3 = serde_json::from_value(real_json.clone()).unwrap();
+        // Re-serializing the genuine file loses nothing.
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), real_json);
+
+        let sim = simulate(
+            &SimSeed::DEFAULT,
+            &TdxSimParams::new(TdReportData([0; 64])),
+            NOW,
+        )
+        .unwrap();
+        let sim_json: serde_json::Value = serde_json::from_str(&sim.collateral_json).unwrap();
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&sim_json), keys(&real_json));
+        // The signed documents have the genuine top-level keys too.
+        for field in ["tcb_info", "qe_identity"] {
+            let r: serde_json::Value =
+                serde_json::from_str(real_json[field].as_str().unwrap()).unwrap();
+            let s: serde_json::Value =
+                serde_json::from_str(sim_json[field].as_str().unwrap()).unwrap();
+            assert_eq!(keys(&s), keys(&r), "{field}");
+        }
+    }
+}
