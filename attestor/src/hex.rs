@@ -49,6 +49,7 @@ macro_rules! byte_newtype {
             }
 
             /// Lowercase hex.
+            #[allow(clippy::wrong_self_convention)]
             pub fn to_hex(&self) -> String {
                 ::hex::encode(self.0)
             }

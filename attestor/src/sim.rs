@@ -100,6 +100,7 @@ impl SimKey {
     /// RSA key for `label`; generated once per process and cached, because
     /// 4096-bit prime generation takes a noticeable time.
     pub fn rsa(seed: &SimSeed, label: &str) -> Result<Self, SimError> {
+        #[allow(clippy::type_complexity)]
         static CACHE: OnceLock<Mutex<HashMap<([u8; 32], String), Arc<RsaPrivateKey>>>> =
             OnceLock::new();
         let cache = CACHE.get_or_init(Default::default);
