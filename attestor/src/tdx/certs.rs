@@ -457,3 +457,183 @@ fn sequence(items: &[Any]) -> Result<Any, der::Error> {
     }
     Any::new(Tag::Sequence, content)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimSeed;
+    use crate::tdx::quote::{Quote, TdReportData};
+    use crate::tdx::simulate::{TdxSimParams, sim_pck_extensions, simulate};
+
+    fn sim_chain_pem() -> Vec<u8> {
+        let s = simulate(
+            &SimSeed::DEFAULT,
+            &TdxSimParams::new(TdReportData([0; 64])),
+            1_767_225_600,
+        )
+        .unwrap();
+        Quote::parse(&s.quote)
+            .unwrap()
+            .pck_chain_pem()
+            .unwrap()
+            .to_vec()
+    }
+
+    fn doc_field(e: ParseError) -> &'static str {
+        match e {
+            ParseError::Document { field, .. } => field,
+            other => panic!("expected a Document error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn chain_splits_leaf_first_and_tolerates_nul() {
+        let pem = sim_chain_pem();
+        assert_eq!(pem.last(), Some(&0));
+        let chain = pck_chain_from_pem(&pem).unwrap();
+        assert_eq!(chain.len(), 3);
+        let leaf = Certificate::from_der(&chain[0]).unwrap();
+        assert!(
+            leaf.tbs_certificate
+                .subject
+                .to_string()
+                .contains("PCK Certificate")
+        );
+        let ext = PckExtensions::from_der(&chain[0]).unwrap();
+        assert_eq!(ext, sim_pck_extensions(&SimSeed::DEFAULT));
+    }
+
+    #[test]
+    fn chain_errors_are_documents() {
+        let pem = sim_chain_pem();
+        let text = String::from_utf8_lossy(&pem)
+            .trim_end_matches('\0')
+            .to_owned();
+        assert_eq!(doc_field(pck_chain_from_pem(b"").unwrap_err()), "pem");
+        assert_eq!(doc_field(pck_chain_from_pem(b"\0\0").unwrap_err()), "pem");
+        let junk = format!("junk\n{text}");
+        assert_eq!(
+            doc_field(pck_chain_from_pem(junk.as_bytes()).unwrap_err()),
+            "pem"
+        );
+        let cut = &text[..text.len() - 30];
+        assert_eq!(
+            doc_field(pck_chain_from_pem(cut.as_bytes()).unwrap_err()),
+            "pem"
+        );
+        let relabeled = text.replacen("BEGIN CERTIFICATE", "BEGIN PUBLIC KEY", 1);
+        assert_eq!(
+            doc_field(pck_chain_from_pem(relabeled.as_bytes()).unwrap_err()),
+            "pem"
+        );
+        assert_eq!(
+            doc_field(pck_chain_from_pem(&[0xff, 0xfe]).unwrap_err()),
+            "pem"
+        );
+        let not_x509 = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            doc_field(pck_chain_from_pem(not_x509.as_bytes()).unwrap_err()),
+            "certificate"
+        );
+    }
+
+    #[test]
+    fn extension_round_trips_and_reports_missing_and_bad_fields() {
+        let ext = sim_pck_extensions(&SimSeed::DEFAULT);
+        let der = ext.to_extension_value().unwrap();
+        assert_eq!(PckExtensions::from_extension_value(&der).unwrap(), ext);
+
+        let mut no_fmspc = ext.clone();
+        no_fmspc.platform_instance_id = None;
+        no_fmspc.configuration = None;
+        let der2 = no_fmspc.to_extension_value().unwrap();
+        assert_eq!(
+            PckExtensions::from_extension_value(&der2).unwrap(),
+            no_fmspc
+        );
+
+        // Drop the FMSPC entry by hand: SEQUENCE of the other entries.
+        let entries = Vec::<Any>::from_der(&der).unwrap();
+        let kept: Vec<Any> = entries
+            .iter()
+            .filter(|e| {
+                let inner: Vec<Any> = e.decode_as().unwrap();
+                inner[0].decode_as::<ObjectIdentifier>().unwrap() != FMSPC_OID
+            })
+            .cloned()
+            .collect();
+        let missing = sequence(&kept).unwrap().to_der().unwrap();
+        assert_eq!(
+            doc_field(PckExtensions::from_extension_value(&missing).unwrap_err()),
+            "fmspc"
+        );
+        // A duplicate entry is refused.
+        let mut dup = entries.clone();
+        dup.push(entries[3].clone());
+        let dup = sequence(&dup).unwrap().to_der().unwrap();
+        assert_eq!(
+            doc_field(PckExtensions::from_extension_value(&dup).unwrap_err()),
+            "sgx_extension"
+        );
+        // A 5-byte FMSPC is refused.
+        let bad = pair(FMSPC_OID, octet_string(&[1, 2, 3, 4, 5]).unwrap()).unwrap();
+        let mut short = kept.clone();
+        short.push(bad);
+        let short = sequence(&short).unwrap().to_der().unwrap();
+        assert_eq!(
+            doc_field(PckExtensions::from_extension_value(&short).unwrap_err()),
+            "fmspc"
+        );
+        // Not DER at all.
+        assert_eq!(
+            doc_field(PckExtensions::from_extension_value(&[0x30, 0x05, 0x00]).unwrap_err()),
+            "sgx_extension"
+        );
+    }
+
+    #[test]
+    fn certificate_without_sgx_extension_is_refused() {
+        let pem = sim_chain_pem();
+        let chain = pck_chain_from_pem(&pem).unwrap();
+        assert_eq!(
+            doc_field(PckExtensions::from_der(&chain[2]).unwrap_err()),
+            "extensions"
+        );
+        assert_eq!(
+            doc_field(PckExtensions::from_der(&[1, 2, 3]).unwrap_err()),
+            "certificate"
+        );
+    }
+
+    #[test]
+    fn fuzz_body_survives_truncations_and_bit_flips() {
+        let der = sim_pck_extensions(&SimSeed::DEFAULT)
+            .to_extension_value()
+            .unwrap();
+        let pem = sim_chain_pem();
+        let leaf = pck_chain_from_pem(&pem).unwrap().remove(0);
+        for sample in [der, leaf] {
+            for len in 0..sample.len() {
+                fuzz_roundtrip(&sample[..len]);
+            }
+            let mut b = sample.clone();
+            for i in 0..b.len() {
+                for bit in 0..8 {
+                    b[i] ^= 1 << bit;
+                    fuzz_roundtrip(&b);
+                    b[i] ^= 1 << bit;
+                }
+            }
+        }
+        // The PEM text: truncations and a flip per byte.
+        for len in (0..pem.len()).step_by(7) {
+            fuzz_roundtrip(&pem[..len]);
+        }
+        let mut b = pem.clone();
+        for i in 0..b.len() {
+            b[i] ^= 1 << (i % 8);
+            fuzz_roundtrip(&b);
+            b[i] ^= 1 << (i % 8);
+        }
+    }
+}

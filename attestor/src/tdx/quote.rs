@@ -1016,3 +1016,344 @@ fn len_u32(len: usize) -> u32 {
 fn serialize_text<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&String::from_utf8_lossy(v))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimSeed;
+    use crate::tdx::simulate::{TdxSimParams, simulate};
+
+    fn sample() -> Vec<u8> {
+        let params = TdxSimParams::new(TdReportData([0x5a; 64]));
+        simulate(&SimSeed::DEFAULT, &params, 1_767_225_600)
+            .unwrap()
+            .quote
+    }
+
+    /// The sample rebuilt as a v5 quote with a TD 1.5 body.
+    fn sample_v5() -> Vec<u8> {
+        let q = Quote::parse(&sample()).unwrap();
+        let mut header = q.header.clone();
+        header.version = 5;
+        let body = TdBody::Td15(TdReport15 {
+            base: q.report().clone(),
+            tee_tcb_svn2: TeeTcbSvn([7; 16]),
+            mr_service_td: MrServiceTd([0; 48]),
+        });
+        let d = BodyDescriptor {
+            body_type: BodyType::TD15,
+            size: 648,
+        };
+        Quote::from_parts(header, Some(d), body, q.signature_data, q.trailing).to_bytes()
+    }
+
+    /// Offset of the QE report in the sample (v4).
+    const QE_REPORT: usize = V4_SIGNED_LEN + 4 + 128 + 6;
+
+    fn set_u16(b: &mut [u8], at: usize, v: u16) {
+        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn set_u32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn v4_and_v5_round_trip_with_trailing_bytes() {
+        for mut bytes in [sample(), sample_v5()] {
+            bytes.extend_from_slice(&[0; 70]);
+            let q = Quote::parse(&bytes).unwrap();
+            assert_eq!(q.to_bytes(), bytes);
+            assert_eq!(q.trailing.0.len(), 70);
+            assert!(q.trailing.all_zero());
+            assert_eq!(q.raw(), bytes.as_slice());
+        }
+        let q5 = Quote::parse(&sample_v5()).unwrap();
+        assert_eq!(q5.signed_len(), 702);
+        assert_eq!(q5.td15().unwrap().tee_tcb_svn2, TeeTcbSvn([7; 16]));
+        assert_eq!(q5.report().report_data, TdReportData([0x5a; 64]));
+        let q4 = Quote::parse(&sample()).unwrap();
+        assert_eq!(q4.signed_len(), V4_SIGNED_LEN);
+        assert_eq!(
+            q4.qe_report_bytes().unwrap(),
+            &sample()[QE_REPORT..QE_REPORT + 384]
+        );
+    }
+
+    #[test]
+    fn v5_td10_body_parses() {
+        let q = Quote::parse(&sample()).unwrap();
+        let mut header = q.header.clone();
+        header.version = 5;
+        let d = BodyDescriptor {
+            body_type: BodyType::TD10,
+            size: 584,
+        };
+        let bytes = Quote::from_parts(
+            header,
+            Some(d),
+            q.body.clone(),
+            q.signature_data,
+            q.trailing,
+        )
+        .to_bytes();
+        let q5 = Quote::parse(&bytes).unwrap();
+        assert_eq!(q5.signed_len(), 48 + 6 + 584);
+        assert!(q5.td15().is_none());
+        assert_eq!(q5.to_bytes(), bytes);
+    }
+
+    #[test]
+    fn fixed_parts_parse_alone() {
+        let bytes = sample();
+        let h = Header::parse(&bytes[..48]).unwrap();
+        assert_eq!(h.to_bytes(), &bytes[..48]);
+        assert_eq!(h.qe_vendor_id, INTEL_QE_VENDOR_ID);
+        let b = TdReport10::parse(&bytes[48..632]).unwrap();
+        assert_eq!(b.to_bytes(), &bytes[48..632]);
+        let r = EnclaveReport::parse(&bytes[QE_REPORT..QE_REPORT + 384]).unwrap();
+        assert_eq!(r.to_bytes(), &bytes[QE_REPORT..QE_REPORT + 384]);
+        let v5 = sample_v5();
+        let b15 = TdReport15::parse(&v5[54..702]).unwrap();
+        assert_eq!(b15.to_bytes(), &v5[54..702]);
+    }
+
+    #[test]
+    fn wrong_fixed_length_is_length_error() {
+        assert_eq!(
+            Header::parse(&[0; 47]),
+            Err(ParseError::Length {
+                format: FORMAT,
+                expected: 48,
+                found: 47
+            })
+        );
+        assert!(matches!(
+            TdReport10::parse(&[0; 585]),
+            Err(ParseError::Length { expected: 584, .. })
+        ));
+        assert!(matches!(
+            TdReport15::parse(&[0; 584]),
+            Err(ParseError::Length { expected: 648, .. })
+        ));
+        assert!(matches!(
+            EnclaveReport::parse(&[0; 383]),
+            Err(ParseError::Length { expected: 384, .. })
+        ));
+    }
+
+    #[test]
+    fn truncation_names_field_and_offset() {
+        let bytes = sample();
+        let cases: [(usize, &str, usize); 6] = [
+            (20, "header", 0),
+            (100, "td_report", 48),
+            (633, "signature_data_len", 632),
+            (700, "signature_data", 636),
+            (3000, "signature_data", 636),
+            (30, "header", 0),
+        ];
+        for (len, field, offset) in cases {
+            let err = Quote::parse(&bytes[..len]).unwrap_err();
+            assert_eq!(err.field(), Some(field), "len {len}: {err}");
+            assert_eq!(err.offset(), Some(offset), "len {len}: {err}");
+            assert!(matches!(err, ParseError::Truncated { .. }));
+        }
+        // A signature-data length beyond the input names the field.
+        let mut b = bytes.clone();
+        set_u32(&mut b, 632, 100_000);
+        let err = Quote::parse(&b).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::Truncated {
+                format: FORMAT,
+                field: "signature_data",
+                offset: 636,
+                need: 100_000,
+                have: bytes.len() - 636
+            }
+        );
+        // A QE auth data length beyond its block.
+        let mut b = bytes.clone();
+        set_u16(&mut b, QE_REPORT + 384 + 64, 60_000);
+        let err = Quote::parse(&b).unwrap_err();
+        assert_eq!(err.field(), Some("qe_auth_data"));
+        assert_eq!(err.offset(), Some(QE_REPORT + 384 + 64 + 2));
+        // A certification data size beyond its block.
+        let mut b = bytes.clone();
+        set_u32(&mut b, QE_REPORT - 4, 1_000_000);
+        let err = Quote::parse(&b).unwrap_err();
+        assert_eq!(err.field(), Some("certification_data.data"));
+        assert_eq!(err.offset(), Some(QE_REPORT));
+    }
+
+    #[test]
+    fn reserved_qe_report_bytes_must_be_zero() {
+        let mut b = sample();
+        b[QE_REPORT + 0x20] = 1;
+        assert_eq!(
+            Quote::parse(&b).unwrap_err(),
+            ParseError::ReservedNonZero {
+                format: FORMAT,
+                field: "qe_report.reserved1",
+                offset: QE_REPORT + 0x14
+            }
+        );
+    }
+
+    #[test]
+    fn signature_data_longer_than_its_contents_is_trailing_error() {
+        let mut b = sample();
+        let len = u32::from_le_bytes(b[632..636].try_into().unwrap());
+        set_u32(&mut b, 632, len + 1);
+        b.push(0);
+        assert_eq!(
+            Quote::parse(&b).unwrap_err(),
+            ParseError::TrailingBytes {
+                format: FORMAT,
+                offset: b.len() - 1,
+                extra: 1
+            }
+        );
+    }
+
+    #[test]
+    fn unsupported_versions_types_and_keys() {
+        let base = sample();
+        let mut b = base.clone();
+        set_u16(&mut b, 0, 3);
+        assert!(matches!(
+            Quote::parse(&b),
+            Err(ParseError::Unsupported { .. })
+        ));
+        let mut b = base.clone();
+        set_u16(&mut b, 2, 3);
+        assert!(matches!(
+            Quote::parse(&b),
+            Err(ParseError::Unsupported { .. })
+        ));
+        let mut b = base.clone();
+        set_u32(&mut b, 4, 0);
+        assert!(matches!(
+            Quote::parse(&b),
+            Err(ParseError::Unsupported { .. })
+        ));
+        let mut b = sample_v5();
+        set_u16(&mut b, 48, 4);
+        assert!(matches!(
+            Quote::parse(&b),
+            Err(ParseError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn v5_body_size_must_match_type() {
+        let mut b = sample_v5();
+        set_u32(&mut b, 50, 600);
+        let err = Quote::parse(&b).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ParseError::Invalid {
+                    field: "body_size",
+                    offset: 50,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_certification_types_are_kept_raw() {
+        let q = Quote::parse(&sample()).unwrap();
+        // Top level: an unknown type.
+        let sd = SignatureData {
+            certification_data: CertificationData {
+                cert_type: CertDataType(0x77),
+                body: CertificationBody::Raw(vec![1, 2, 3]),
+            },
+            ..q.signature_data.clone()
+        };
+        let bytes = Quote::from_parts(
+            q.header.clone(),
+            None,
+            q.body.clone(),
+            sd,
+            TrailingBytes::default(),
+        )
+        .to_bytes();
+        let p = Quote::parse(&bytes).unwrap();
+        assert_eq!(
+            p.signature_data.certification_data.cert_type,
+            CertDataType(0x77)
+        );
+        assert_eq!(p.to_bytes(), bytes);
+        assert!(p.qe_report_cert_data().is_none() && p.qe_report_bytes().is_none());
+        // Nested: a type 6 inside type 6 is not recursed into.
+        let mut qe = q.qe_report_cert_data().unwrap().clone();
+        qe.certification_data = CertificationData {
+            cert_type: CertDataType::QE_REPORT,
+            body: CertificationBody::Raw(vec![9; 10]),
+        };
+        let sd = SignatureData {
+            certification_data: CertificationData {
+                cert_type: CertDataType::QE_REPORT,
+                body: CertificationBody::QeReport(Box::new(qe)),
+            },
+            ..q.signature_data.clone()
+        };
+        let bytes = Quote::from_parts(
+            q.header.clone(),
+            None,
+            q.body.clone(),
+            sd,
+            TrailingBytes::default(),
+        )
+        .to_bytes();
+        let p = Quote::parse(&bytes).unwrap();
+        assert_eq!(p.to_bytes(), bytes);
+        assert!(p.pck_chain_pem().is_none());
+    }
+
+    #[test]
+    fn td_attribute_bits_and_json_view() {
+        let a = TdAttributes(TdAttributes::DEBUG | TdAttributes::PKS | TdAttributes::PERFMON);
+        assert!(a.debug() && a.pks() && a.perfmon() && !a.sept_ve_disable() && !a.migratable());
+        assert!(TdAttributes(TdAttributes::MIGRATABLE).migratable());
+        let q = Quote::parse(&sample()).unwrap();
+        let v = serde_json::to_value(&q).unwrap();
+        assert_eq!(v["body"]["kind"], "td10");
+        assert_eq!(v["body"]["xfam"], "00000000000602e7");
+        assert_eq!(v["body"]["td_attributes"]["debug"], false);
+        assert_eq!(v["header"]["tee_type"], 0x81);
+        assert!(
+            v["signature_data"]["certification_data"]["body"]["qe_report"]["certification_data"]
+                ["body"]["pck_chain"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        let t = TrailingBytes(vec![0, 1]);
+        assert_eq!(serde_json::to_value(&t).unwrap()["hex"], "0001");
+    }
+
+    #[test]
+    fn fuzz_body_survives_truncations_and_bit_flips() {
+        for bytes in [sample(), sample_v5()] {
+            for len in 0..bytes.len() {
+                fuzz_roundtrip(&bytes[..len]);
+            }
+            let mut b = bytes.clone();
+            for i in 0..b.len() {
+                // Every bit of the fixed part and the QE report; one bit a byte after.
+                let bits = if i < 1300 { 0..8 } else { i % 8..i % 8 + 1 };
+                for bit in bits {
+                    b[i] ^= 1 << bit;
+                    fuzz_roundtrip(&b);
+                    b[i] ^= 1 << bit;
+                }
+            }
+        }
+    }
+}

@@ -199,6 +199,7 @@ fn golden_pck_extension_reencodes_byte_exact() {
 }
 
 /// The cryptographic bindings inside one quote, checked with p256 directly.
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test helper
 fn check_quote_bindings(q: &Quote) {
     let sd = &q.signature_data;
     // Quote signature: attestation key over the received header+body bytes.
@@ -294,6 +295,7 @@ mod simulated {
 
     const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
+    #[allow(clippy::unwrap_used, clippy::expect_used)] // test helper
     fn key_of(cert: &Certificate) -> VerifyingKey {
         VerifyingKey::from_sec1_bytes(
             cert.tbs_certificate
@@ -304,6 +306,7 @@ mod simulated {
         .unwrap()
     }
 
+    #[allow(clippy::unwrap_used, clippy::expect_used)] // test helper
     fn first_cert(pem: &str) -> Certificate {
         Certificate::from_der(&pck_chain_from_pem(pem.as_bytes()).unwrap()[0]).unwrap()
     }
