@@ -365,8 +365,9 @@ fn load_file(p: &Planned, reporter: &Reporter) -> Result<Hashed, ModelError> {
     let Digests { sha256, tensors } = if size < PIPELINE_MIN {
         let mut file_hash = Sha256::new();
         let mut tensor_hash = p.tensors.then(TensorHasher::new);
-        stream(&mut file, &mut bytes, path, reporter, |chunk| {
+        stream(&mut file, &mut bytes, path, |chunk| {
             file_hash.update(chunk);
+            reporter.advance(chunk.len());
             if let Some(t) = &mut tensor_hash {
                 t.update(chunk);
             }
@@ -416,6 +417,7 @@ fn pipelined(
             let mut h = Sha256::new();
             for chunk in file_rx {
                 h.update(chunk);
+                reporter.advance(chunk.len());
             }
             finalize(h)
         });
@@ -433,7 +435,7 @@ fn pipelined(
             (None, None)
         };
         // A send fails only if a hasher thread died; its panic is re-raised at join.
-        let read = stream(file, bytes, &p.source, reporter, |chunk| {
+        let read = stream(file, bytes, &p.source, |chunk| {
             let _ = file_tx.send(chunk);
             if let Some(tx) = &tensor_tx {
                 let _ = tx.send(chunk);
@@ -453,7 +455,6 @@ fn stream<'a>(
     file: &mut File,
     buf: &'a mut [u8],
     path: &Path,
-    reporter: &Reporter,
     mut emit: impl FnMut(&'a [u8]),
 ) -> Result<(), ModelError> {
     let size_at_open = buf.len() as u64;
@@ -470,7 +471,6 @@ fn stream<'a>(
                 io_err(path)(e)
             }
         })?;
-        reporter.advance(chunk.len());
         emit(chunk);
     }
     let mut probe = [0u8; 1];
@@ -670,6 +670,48 @@ mod tests {
         assert!(matches!(
             load_and_hash_with(dir.path(), &bad, Progress::Silent),
             Err(ModelError::IgnorePath { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_that_changes_size_while_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, [1u8; 10]).unwrap();
+        for (buf_len, found) in [(5, "grew"), (20, "ended early")] {
+            let mut file = File::open(&path).unwrap();
+            let mut buf = vec![0u8; buf_len];
+            match stream(&mut file, &mut buf, &path, |_| {}) {
+                Err(ModelError::Changed {
+                    size_at_open,
+                    found: f,
+                    ..
+                }) => {
+                    assert_eq!(size_at_open, buf_len as u64);
+                    assert_eq!(f, found);
+                }
+                other => panic!("{buf_len}: {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_sockets_and_non_utf8_names() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a", b"a");
+        let _sock = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        assert!(matches!(
+            load_and_hash(dir.path(), Progress::Silent),
+            Err(ModelError::SpecialFile { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"bad\xff");
+        fs::write(dir.path().join(name), b"x").unwrap();
+        assert!(matches!(
+            load_and_hash(dir.path(), Progress::Silent),
+            Err(ModelError::NonUtf8Path { .. })
         ));
     }
 
