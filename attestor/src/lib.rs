@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod hex;
 pub mod nvidia;
 pub mod sim;
+pub mod simulate;
 pub mod snp;
 pub mod tdx;
 pub mod tsm;

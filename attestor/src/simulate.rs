@@ -71,7 +71,9 @@ pub fn environment(
     let gpu_nonce = runtime_data.gpu_nonce();
     let mut entries = Vec::with_capacity(spec.gpus);
     for index in 0..spec.gpus {
-        let mut params = gpu_sim::GpuSimParams::new(crate::nvidia::report::SpdmNonce::new(gpu_nonce.into_bytes()));
+        let mut params = gpu_sim::GpuSimParams::new(crate::nvidia::report::SpdmNonce::new(
+            gpu_nonce.into_bytes(),
+        ));
         if let Some(f) = spec.gpu_params {
             f(&mut params);
         }
@@ -86,7 +88,9 @@ pub fn environment(
         _ => Vec::new(),
     };
     let additional_evidence = binding::nvidia_additional_evidence(&device_list);
-    let report_data = runtime_data.cpu_report_data(&additional_evidence).into_bytes();
+    let report_data = runtime_data
+        .cpu_report_data(&additional_evidence)
+        .into_bytes();
 
     let (primary, vcek_der, tdx_collateral_json) = match spec.tee {
         Tee::Snp => {
@@ -108,7 +112,8 @@ pub fn environment(
             )
         }
         Tee::Tdx => {
-            let params = tdx_sim::TdxSimParams::new(crate::tdx::quote::TdReportData::new(report_data));
+            let params =
+                tdx_sim::TdxSimParams::new(crate::tdx::quote::TdReportData::new(report_data));
             let t = tdx_sim::simulate(seed, &params, spec.now_unix)?;
             (
                 PrimaryEvidence::Tdx(TdxEvidence {

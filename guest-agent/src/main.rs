@@ -5,6 +5,11 @@
 //!   the agent does before serving, and print its commitment (`sha256:<OMS
 //!   root>`) and per-file manifest.
 //!
+//! - `attest [--danger-simulate] [--nonce N] [--model PATH] [--out FILE]`:
+//!   fresh session keys, evidence bound to them (DESIGN.md §3), printed as an
+//!   evidence bundle.
+//! - `detect`: which TEE and GPU interfaces this machine has.
+//!
 //! Exit codes: 0 success, 2 error.
 
 use std::path::PathBuf;
@@ -28,6 +33,45 @@ enum Command {
     /// Read and hash a model (file or folder) and print its OpenSSF Model
     /// Signing v1.0 commitment and per-file digests.
     HashModel(HashModelArgs),
+    /// Create session keys and collect CPU and GPU evidence bound to them;
+    /// print the evidence bundle (KBS tee-evidence shape with runtime data).
+    Attest(AttestArgs),
+    /// Say which TEE and GPU interfaces this machine has, and why not.
+    Detect {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Arguments of `attest`.
+#[derive(Debug, Args)]
+struct AttestArgs {
+    /// Use the SIMULATOR instead of hardware. Its evidence is signed by
+    /// simulated roots that no production verifier trusts.
+    #[arg(long)]
+    danger_simulate: bool,
+    /// With --danger-simulate: which CPU TEE to simulate.
+    #[arg(long, value_enum, default_value = "snp", requires = "danger_simulate")]
+    tee: TeeArg,
+    /// With --danger-simulate: how many H100s to simulate.
+    #[arg(long, default_value_t = 1, requires = "danger_simulate")]
+    gpus: usize,
+    /// The verifier's nonce (base64); a fresh local one when omitted.
+    #[arg(long)]
+    nonce: Option<String>,
+    /// Hash this model (file or folder) and bind its commitment.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Write the bundle here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TeeArg {
+    Snp,
+    Tdx,
 }
 
 /// Arguments of `hash-model`.
@@ -66,7 +110,69 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::HashModel(args) => hash_model(&args),
+        Command::Attest(args) => attest(&args),
+        Command::Detect { json } => {
+            let detection = attestor::collect::detect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detection)?);
+            } else {
+                println!("{detection}");
+            }
+            Ok(())
+        }
     }
+}
+
+fn attest(args: &AttestArgs) -> anyhow::Result<()> {
+    use attestor::evidence::Tee;
+    use guest_agent::session::{EvidenceSource, Session, local_nonce};
+
+    let source = if args.danger_simulate {
+        eprintln!(
+            "WARNING: --danger-simulate: evidence comes from the SIMULATOR, signed by simulated roots. \
+             It proves nothing about any hardware, and production policy denies it."
+        );
+        EvidenceSource::DangerSimulate {
+            tee: match args.tee {
+                TeeArg::Snp => Tee::Snp,
+                TeeArg::Tdx => Tee::Tdx,
+            },
+            gpus: args.gpus,
+            seed: attestor::sim::SimSeed::DEFAULT,
+        }
+    } else {
+        EvidenceSource::Hardware
+    };
+    let commitment = match &args.model {
+        Some(path) => {
+            let loaded = model::load_and_hash(path, Progress::Auto)
+                .with_context(|| format!("hashing model {}", path.display()))?;
+            Some(loaded.commitment.to_string())
+        }
+        None => None,
+    };
+    let session = Session::new();
+    let nonce = args.nonce.clone().unwrap_or_else(local_nonce);
+    let runtime_data = session.runtime_data(&nonce, commitment.as_deref());
+    let bundle = session
+        .collect(runtime_data, &source)
+        .context("collecting evidence")?;
+    let text = bundle.to_json_pretty();
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "wrote {} ({} evidence{}, digest {})",
+                path.display(),
+                bundle.primary.tee().as_str(),
+                if bundle.simulated { ", SIMULATED" } else { "" },
+                bundle.digest().prefixed()
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
 }
 
 fn hash_model(args: &HashModelArgs) -> anyhow::Result<()> {

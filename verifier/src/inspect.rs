@@ -63,7 +63,7 @@ impl fmt::Display for Kind {
 pub enum InspectError {
     #[error("could not tell what this file holds ({len} bytes); pass --kind")]
     UnknownKind { len: usize },
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
 }
 

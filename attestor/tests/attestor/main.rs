@@ -2,6 +2,7 @@
 //! `../shared/testdata`, simulator round-trips, and the fuzz bodies run on
 //! stable over deterministic truncations and bit flips.
 
+mod environment;
 mod fuzz_bodies;
 mod nvidia;
 mod nvidia_rim;

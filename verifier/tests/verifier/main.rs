@@ -1,5 +1,7 @@
 //! The verifier's one integration-test binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod inspect_cli;
 
 use std::path::PathBuf;
