@@ -1,3 +1,12 @@
-//! The verifier: appraisal, results, key broker and audit log.
+//! The verifier: judgment over evidence.
+//!
+//! - [`inspect`]: a reviewer's view inside any evidence file (no judgment).
+//! - [`trust`]: vendor roots built in, simulator roots only on request.
+//! - [`denial`]: stable reason codes with the offending values.
+//! - [`time`]: time is always an explicit argument.
 
+pub mod appraise;
+pub mod denial;
 pub mod inspect;
+pub mod time;
+pub mod trust;
