@@ -235,10 +235,10 @@ mod tests {
             return;
         }
         let s = Session::new();
-        let err = s
-            .collect(s.runtime_data("bm9uY2U=", None), &EvidenceSource::Hardware)
-            .err()
-            .expect("no TEE here, so collection must fail");
+        let Err(err) = s.collect(s.runtime_data("bm9uY2U=", None), &EvidenceSource::Hardware)
+        else {
+            panic!("no TEE here, so collection must fail");
+        };
         assert!(err.to_string().contains("CPU"), "{err}");
     }
 }

@@ -2,6 +2,8 @@
 //! `../shared/testdata`, simulator round-trips, and the fuzz bodies run on
 //! stable over deterministic truncations and bit flips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod environment;
 mod fuzz_bodies;
 mod nvidia;
