@@ -2,6 +2,9 @@
 //! key confusion, chains, commitments, the RFC 7638 thumbprint, and an
 //! independent JOSE implementation (`jsonwebtoken`, RustCrypto backend).
 
+// Test helpers outside #[test] panic on purpose when a fixture is wrong.
+#![allow(clippy::unwrap_used)]
+
 use attestor::digest::Sha256Digest;
 use attestor::evidence::Tee;
 use attestor::receipt::{
