@@ -24,6 +24,7 @@ pub mod evidence;
 pub mod fuzzing;
 pub mod hex;
 pub mod nvidia;
+pub mod receipt;
 pub mod sim;
 pub mod simulate;
 pub mod snp;

@@ -8,6 +8,7 @@ mod environment;
 mod fuzz_bodies;
 mod nvidia;
 mod nvidia_rim;
+mod receipt;
 mod snp;
 mod tdx;
 
