@@ -45,6 +45,11 @@ pub fn nvidia_evidence(data: &[u8]) {
     crate::nvidia::evidence::fuzz_roundtrip(data);
 }
 
+/// Inference receipts (JWS compact + claims).
+pub fn receipt(data: &[u8]) {
+    crate::receipt::fuzz_parse(data);
+}
+
 /// NVIDIA RIM (SWID XML), including canonicalization.
 pub fn nvidia_rim(data: &[u8]) {
     crate::nvidia::rim::fuzz_roundtrip(data);

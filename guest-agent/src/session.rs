@@ -9,6 +9,7 @@ use attestor::binding::RuntimeData;
 use attestor::collect::{GpuCollector as _, HostPaths};
 use attestor::evidence::{EvidenceBundle, PrimaryEvidence, SnpEvidence, TdxEvidence, Tee};
 use attestor::nvidia::evidence::{GpuArch, GpuEvidenceEntry, GpuEvidenceList};
+use attestor::receipt::ReceiptKey;
 use attestor::sim::SimSeed;
 use attestor::simulate::EnvironmentSpec;
 use base64::Engine as _;
@@ -44,7 +45,7 @@ pub enum SessionError {
 /// receipt key (ECDSA P-384, signs receipts), generated fresh at start.
 pub struct Session {
     tee_key: p256::SecretKey,
-    receipt_key: p384::ecdsa::SigningKey,
+    receipt_key: ReceiptKey,
 }
 
 impl Session {
@@ -52,7 +53,7 @@ impl Session {
     pub fn new() -> Self {
         Self {
             tee_key: p256::SecretKey::random(&mut OsRng),
-            receipt_key: p384::ecdsa::SigningKey::random(&mut OsRng),
+            receipt_key: ReceiptKey::generate(),
         }
     }
 
@@ -67,12 +68,17 @@ impl Session {
 
     /// The receipt public key as a JWK.
     pub fn receipt_key_jwk(&self) -> Value {
-        let public = p384::PublicKey::from(self.receipt_key.verifying_key());
-        let mut jwk = jwk_value(&public.to_jwk_string());
-        if let Value::Object(m) = &mut jwk {
-            m.insert("alg".into(), Value::String("ES384".into()));
-        }
-        jwk
+        self.receipt_key.public_jwk()
+    }
+
+    /// The receipt-signing key (stays in this process).
+    pub fn receipt_key(&self) -> &ReceiptKey {
+        &self.receipt_key
+    }
+
+    /// The TEE key, for decrypting secrets released to this session.
+    pub fn tee_secret(&self) -> &p256::SecretKey {
+        &self.tee_key
     }
 
     /// `runtime_data` for a verifier nonce, with both keys, the model
