@@ -239,16 +239,17 @@ pub fn appraise(
     let pck = offline_pck_checks(&quote, roots, now, &mut offline, &mut denials);
 
     let report = quote.report();
-    if let Some(expected) = evidence.expected_report_data {
-        if report.report_data.0 != expected {
-            denials.push(Denial::mismatch(
-                DenialCode::ReportDataMismatch,
-                "the quote's REPORTDATA is not the expected binding",
-                "report_data",
-                hex::encode(expected),
-                report.report_data,
-            ));
-        }
+    if let Some(expected) = evidence
+        .expected_report_data
+        .filter(|e| *e != report.report_data.0)
+    {
+        denials.push(Denial::mismatch(
+            DenialCode::ReportDataMismatch,
+            "the quote's REPORTDATA is not the expected binding",
+            "report_data",
+            hex::encode(expected),
+            report.report_data,
+        ));
     }
 
     let event_log = match evidence.cc_eventlog {
@@ -269,6 +270,12 @@ pub fn appraise(
     };
     let Some(pck) = pck else {
         // Without a readable PCK certificate the collateral cannot even be chosen.
+        if denials.is_empty() {
+            denials.push(Denial::new(
+                DenialCode::QuoteVerificationFailed,
+                "no PCK certificate to select the collateral with",
+            ));
+        }
         return Err(denials);
     };
 

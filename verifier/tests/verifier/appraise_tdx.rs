@@ -179,6 +179,19 @@ fn outdated_platform_matches_no_tcb_level() {
 }
 
 #[test]
+fn collateral_for_another_platform_is_fmspc_mismatch() {
+    let quote = read(B0C06F);
+    let ds = appraise(
+        &evidence(&quote),
+        &vendor(),
+        Some(&collateral("tdx/90c06f_dcapqvl_outdated_collateral.json")),
+        at("2026-03-01T00:00:00Z"),
+    )
+    .unwrap_err();
+    assert_eq!(codes(&ds), [DenialCode::FmspcMismatch], "{ds:?}");
+}
+
+#[test]
 fn collateral_past_its_next_update_is_expired() {
     let quote = read(B0C06F);
     let ds = appraise(
@@ -308,6 +321,18 @@ fn debug_td_is_accepted_with_claim_and_warning() {
         "{:?}",
         c.warnings
     );
+}
+
+/// dcap-qvl refuses some TD attributes whatever it is told (here: no
+/// SEPT_VE_DISABLE); that comes back as its own text under the fallback code.
+#[test]
+fn td_attributes_dcap_qvl_refuses_are_quote_verification_failed() {
+    let mut params = TdxSimParams::new(TdReportData([3; 64]));
+    params.td_attributes = TdAttributes(0);
+    let (quote, coll) = sim_quote(&params);
+    let ds = appraise(&evidence(&quote), simulated_roots(), Some(&coll), sim_now()).unwrap_err();
+    assert_eq!(codes(&ds), [DenialCode::QuoteVerificationFailed]);
+    assert!(ds[0].message.contains("SEPT_VE_DISABLE"), "{}", ds[0]);
 }
 
 fn event(mr_index: u32, event_type: u32, data: &[u8]) -> Event {
