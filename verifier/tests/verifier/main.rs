@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod appraise_tdx;
 mod inspect_cli;
 
 use std::path::PathBuf;
