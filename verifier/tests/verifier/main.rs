@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod collateral;
 mod inspect_cli;
 
 use std::path::PathBuf;
