@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod appraise_gpu;
 mod inspect_cli;
 
 use std::path::PathBuf;
