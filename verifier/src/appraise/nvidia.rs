@@ -92,9 +92,11 @@ pub struct GpuClaims {
     pub driver_version: Option<String>,
     /// Opaque VBIOS_VERSION, formatted (`96.00.9F.00.01`).
     pub vbios_version: Option<String>,
-    /// Opaque PROJECT, PROJECT_SKU, CHIP_SKU (VBIOS RIM id parts).
+    /// Opaque PROJECT (VBIOS RIM id part, e.g. `1010`).
     pub project: Option<String>,
+    /// Opaque PROJECT_SKU (VBIOS RIM id part, e.g. `0200`).
     pub project_sku: Option<String>,
+    /// Opaque CHIP_SKU (VBIOS RIM id part, e.g. `882`).
     pub chip_sku: Option<String>,
     /// Opaque CHIP_INFO (Blackwell).
     pub chip_info: Option<String>,
@@ -235,16 +237,16 @@ pub fn appraise_list(
 /// the unauthenticated collection facts.
 fn check_entry(entry: &GpuEvidenceEntry, claims: &mut GpuClaims) -> Vec<Denial> {
     let mut denials = Vec::new();
-    if let Some(nonce) = &entry.nonce {
-        if nonce.to_hex() != claims.nonce {
-            denials.push(Denial::mismatch(
-                DenialCode::NonceMismatch,
-                "the entry's nonce field differs from the signed SPDM request nonce",
-                "nonce",
-                &claims.nonce,
-                nonce.to_hex(),
-            ));
-        }
+    if let Some(nonce) = &entry.nonce
+        && nonce.to_hex() != claims.nonce
+    {
+        denials.push(Denial::mismatch(
+            DenialCode::NonceMismatch,
+            "the entry's nonce field differs from the signed SPDM request nonce",
+            "nonce",
+            &claims.nonce,
+            nonce.to_hex(),
+        ));
     }
     let expected_arch = match &entry.arch {
         GpuArch::Hopper => Some("HOPPER"),
@@ -259,16 +261,16 @@ fn check_entry(entry: &GpuEvidenceEntry, claims: &mut GpuClaims) -> Vec<Denial> 
             None
         }
     };
-    if let Some(arch) = expected_arch {
-        if claims.arch.as_deref() != Some(arch) {
-            denials.push(Denial::mismatch(
-                DenialCode::ProductMismatch,
-                "the entry's arch differs from the chip its device chain names",
-                "arch",
-                claims.arch.as_deref().unwrap_or("(unknown chip)"),
-                arch,
-            ));
-        }
+    if let Some(arch) = expected_arch
+        && claims.arch.as_deref() != Some(arch)
+    {
+        denials.push(Denial::mismatch(
+            DenialCode::ProductMismatch,
+            "the entry's arch differs from the chip its device chain names",
+            "arch",
+            claims.arch.as_deref().unwrap_or("(unknown chip)"),
+            arch,
+        ));
     }
     let facts = collection_facts(entry);
     if facts.devtools_mode == Some(true) {
@@ -374,15 +376,15 @@ fn appraise_one(
         ));
     }
     let opaque = report.opaque();
-    if let Some(v) = opaque.opaque_data_version() {
-        if v > MAX_OPAQUE_DATA_VERSION {
-            denials.push(Denial::value(
-                DenialCode::UnsupportedFormat,
-                format!("OPAQUE_DATA_VERSION above {MAX_OPAQUE_DATA_VERSION} is not understood"),
-                "OPAQUE_DATA_VERSION",
-                v,
-            ));
-        }
+    if let Some(v) = opaque.opaque_data_version()
+        && v > MAX_OPAQUE_DATA_VERSION
+    {
+        denials.push(Denial::value(
+            DenialCode::UnsupportedFormat,
+            format!("OPAQUE_DATA_VERSION above {MAX_OPAQUE_DATA_VERSION} is not understood"),
+            "OPAQUE_DATA_VERSION",
+            v,
+        ));
     }
     if !report.trailing.is_empty() {
         warnings.push(format!(
@@ -479,16 +481,16 @@ fn appraise_one(
 
     // Nonce (§6.1).
     let nonce = report.nonce();
-    if let Some(expected) = evidence.expected_nonce {
-        if nonce.into_bytes() != expected {
-            denials.push(Denial::mismatch(
-                DenialCode::NonceMismatch,
-                "GPU report nonce differs from the expected nonce",
-                "nonce",
-                hex::encode(expected),
-                nonce.to_hex(),
-            ));
-        }
+    if let Some(expected) = evidence.expected_nonce
+        && nonce.into_bytes() != expected
+    {
+        denials.push(Denial::mismatch(
+            DenialCode::NonceMismatch,
+            "GPU report nonce differs from the expected nonce",
+            "nonce",
+            hex::encode(expected),
+            nonce.to_hex(),
+        ));
     }
 
     // RIMs, versions and golden measurements (§5.4, §5.5).

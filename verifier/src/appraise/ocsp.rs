@@ -250,13 +250,12 @@ impl OcspResponses {
 /// lead to it (then path validation refuses it anyway).
 pub fn complete_chain(chain: &[Cert], root: &Cert) -> Vec<Cert> {
     let mut full = chain.to_vec();
-    if let Some(last) = chain.last() {
-        if last.der != root.der
-            && last.cert.tbs_certificate.issuer == root.cert.tbs_certificate.subject
-            && last.cert.tbs_certificate.subject != root.cert.tbs_certificate.subject
-        {
-            full.push(root.clone());
-        }
+    if let Some(last) = chain.last()
+        && last.der != root.der
+        && last.cert.tbs_certificate.issuer == root.cert.tbs_certificate.subject
+        && last.cert.tbs_certificate.subject != root.cert.tbs_certificate.subject
+    {
+        full.push(root.clone());
     }
     full
 }

@@ -228,6 +228,61 @@ fn chain_of_another_gpu_is_refused() {
 }
 
 #[test]
+fn chain_without_its_root_is_completed_and_garbage_is_malformed() {
+    let report = read("nvidia/h100_nvtrust_550_report.bin");
+    let chain = String::from_utf8(read("nvidia/h100_nvtrust_550_chain.pem")).unwrap();
+    let end = "-----END CERTIFICATE-----";
+    let four: String = chain
+        .split_inclusive(end)
+        .filter(|b| b.contains(end))
+        .take(4)
+        .collect();
+    let ev = GpuEvidence {
+        report: &report,
+        chain_pem: four.as_bytes(),
+        expected_nonce: None,
+    };
+    let claims = appraise(&ev, &vendor(), &GpuCollateral::default(), as_of()).unwrap();
+    assert_eq!(claims.device_chain.len(), 5);
+    assert!(claims.device_chain[4].contains("NVIDIA Device Identity CA"));
+    let ev = GpuEvidence {
+        report: &report,
+        chain_pem: b"not a chain",
+        expected_nonce: None,
+    };
+    let err = appraise(&ev, &vendor(), &GpuCollateral::default(), as_of()).unwrap_err();
+    assert_eq!(codes(&err), [DenialCode::ChainMalformed]);
+}
+
+#[test]
+fn json_arch_must_match_the_chip() {
+    let gpu = sim_gpu(Vec::new());
+    let mut entry = gpu.evidence_entry();
+    entry.arch = attestor::nvidia::evidence::GpuArch::Blackwell;
+    let list = GpuEvidenceList::new(vec![entry.clone()]);
+    let err = appraise_list(
+        &list,
+        None,
+        &sim_roots(),
+        &GpuCollateral::default(),
+        as_of(),
+    )
+    .unwrap_err();
+    assert_eq!(codes(&err), [DenialCode::ProductMismatch]);
+    entry.arch = attestor::nvidia::evidence::GpuArch::Other("LS10".into());
+    let list = GpuEvidenceList::new(vec![entry]);
+    let err = appraise_list(
+        &list,
+        None,
+        &sim_roots(),
+        &GpuCollateral::default(),
+        as_of(),
+    )
+    .unwrap_err();
+    assert_eq!(codes(&err), [DenialCode::UnsupportedFormat]);
+}
+
+#[test]
 fn wrong_expected_nonce_is_refused() {
     let report = read("nvidia/h100_nvtrust_550_report.bin");
     let chain = read("nvidia/h100_nvtrust_550_chain.pem");
