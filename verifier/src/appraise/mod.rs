@@ -8,5 +8,8 @@
 //! and Rego policies decide. Real and simulated evidence go through the same
 //! code; only the roots differ, and the claims say which roots were used.
 
+pub mod nvidia;
+pub mod ocsp;
+pub mod rim;
 pub mod tdx;
 pub mod x509;
