@@ -8,4 +8,5 @@
 //! and Rego policies decide. Real and simulated evidence go through the same
 //! code; only the roots differ, and the claims say which roots were used.
 
+pub mod snp;
 pub mod x509;
