@@ -11,7 +11,9 @@
 //!    both present and different is a denial. A v2 report takes the VEK's.
 //! 4. VCEK ← ASK ← ARK, or VLEK ← ASVK ← ARK, with the ARK pinned per product
 //!    and every certificate valid at `now` (RSASSA-PSS/SHA-384, through
-//!    [`super::x509::verify_chain`]).
+//!    [`super::x509::verify_chain`]). A VEK naming another issuer than the
+//!    pinned intermediate is `chain_untrusted` (e.g. simulated evidence under
+//!    vendor roots); one naming it but not signed by it is `cert_signature_invalid`.
 //! 5. The VEK's ECDSA P-384 signature over the **received** bytes
 //!    `report[0x000..0x2A0]`, never over a re-encoding.
 //! 6. The VEK's TCB extensions equal REPORTED_TCB in the product's layout
@@ -290,10 +292,8 @@ pub fn appraise(
     };
     // Report signature over the received bytes (needs only the VEK
     // key, so it is checked even when nothing else about the VEK can be read).
-    if algorithm_ok {
-        if let Err(d) = check_report_signature(&report, signed, &vek) {
-            denials.push(d);
-        }
+    if algorithm_ok && let Err(d) = check_report_signature(&report, signed, &vek) {
+        denials.push(d);
     }
 
     let ext = match VekExtensions::from_der(&vek.der) {
@@ -354,29 +354,37 @@ pub fn appraise(
 
     // hwID against CHIP_ID.
     let chip_id_check = match check_chip_id(&report, &ext, product, is_vlek) {
-        Ok(c) => c,
+        Ok(c) => Some(c),
         Err(d) => {
             denials.push(d);
-            ChipIdCheck::Matched
+            None
         }
     };
 
     // REPORT_DATA.
-    if let Some(expected) = evidence.expected_report_data {
-        if expected != report.report_data.0 {
-            denials.push(Denial::mismatch(
-                DenialCode::ReportDataMismatch,
-                "REPORT_DATA differs from the expected value",
-                "report_data",
-                hex::encode(expected),
-                report.report_data.to_hex(),
-            ));
-        }
+    if let Some(expected) = evidence.expected_report_data
+        && expected != report.report_data.0
+    {
+        denials.push(Denial::mismatch(
+            DenialCode::ReportDataMismatch,
+            "REPORT_DATA differs from the expected value",
+            "report_data",
+            hex::encode(expected),
+            report.report_data.to_hex(),
+        ));
     }
 
-    let revocation = match chain_ok {
-        Some(r) if denials.is_empty() => r,
-        _ => return Err(denials),
+    let (Some(revocation), Some(chip_id_check), true) =
+        (chain_ok, chip_id_check, denials.is_empty())
+    else {
+        if denials.is_empty() {
+            // Unreachable by construction; never turn a missing result into Ok.
+            denials.push(Denial::new(
+                DenialCode::EvidenceMalformed,
+                "SNP appraisal incomplete",
+            ));
+        }
+        return Err(denials);
     };
 
     let mut warnings = Vec::new();

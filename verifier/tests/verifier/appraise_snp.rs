@@ -592,6 +592,69 @@ fn the_vek_comes_from_the_cert_table_by_signing_key() {
     assert_eq!(codes(&d), vec![DenialCode::ChainMalformed]);
 }
 
+#[test]
+fn turin_hwid_is_the_first_8_bytes_and_the_rest_of_chip_id_must_be_zero() {
+    let report = read("snp/turin_oak_v5_report.bin");
+    let vcek = read("snp/turin_oak_v5_vcek.der");
+    // The genuine pair: 8 bytes of hwID, CHIP_ID[8..64] zero.
+    assert!(report[0x1A8..0x1E0].iter().all(|&b| b == 0));
+    for offset in [0x1A0, 0x1A7, 0x1A8, 0x1DF] {
+        let mut t = report.clone();
+        t[offset] ^= 1;
+        let d = assert_denied_with(run(&t, &vcek, vendor(), AS_OF), DenialCode::ChipIdMismatch);
+        assert!(codes(&d).contains(&DenialCode::SignatureInvalid), "{d:#?}");
+    }
+}
+
+/// Re-signs a simulated Milan report after `edit`, with the simulator's VCEK key.
+fn resign_sim_milan(edit: impl FnOnce(&mut attestor::snp::report::Report)) -> (Vec<u8>, Vec<u8>) {
+    use attestor::sim::SimKey;
+    use attestor::snp::report::{ChipId, Report, Signature};
+    use p384::ecdsa::signature::Signer;
+    let mut params = SnpSimParams::new(Product::Milan, ReportData([0x42; 64]));
+    params.chip_id = Some(ChipId([0; 64]));
+    let sim = simulate(&SimSeed::DEFAULT, &params).unwrap();
+    let mut report = Report::parse(&sim.report).unwrap();
+    // The simulator's VCEK key label (attestor::snp::simulate).
+    let label = format!("snp/Milan/vcek/{}/{}", report.chip_id, report.reported_tcb);
+    let SimKey::P384(key) = SimKey::p384(&SimSeed::DEFAULT, &label) else {
+        unreachable!()
+    };
+    edit(&mut report);
+    let sig: p384::ecdsa::Signature = key.sign(&report.signed_bytes());
+    let bytes = sig.to_bytes();
+    let rs: [u8; 96] = bytes[..].try_into().unwrap();
+    report.signature = Signature::from_p384_be(&rs);
+    (report.to_bytes(), sim.vcek_der)
+}
+
+#[test]
+fn a_masked_chip_id_is_a_claim_and_a_warning() {
+    use attestor::snp::report::KeyInfo;
+    // Unchanged (zero CHIP_ID, mask bit clear): the re-signing is right, and
+    // the zero CHIP_ID equals the zero hwID the simulator certified.
+    let (report, vcek) = resign_sim_milan(|_| {});
+    let c = run(&report, &vcek, simulated_roots(), AS_OF).unwrap();
+    assert_eq!(c.chip_id_check, ChipIdCheck::Matched);
+    // Mask bit set: nothing to compare, said in the claims.
+    let (report, vcek) = resign_sim_milan(|r| r.key_info = KeyInfo(r.key_info.0 | 2));
+    let c = run(&report, &vcek, simulated_roots(), AS_OF).unwrap();
+    assert_eq!(c.chip_id_check, ChipIdCheck::Masked);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("masked")),
+        "{:?}",
+        c.warnings
+    );
+    // A correctly signed report whose REPORTED_TCB differs from the VCEK's.
+    let (report, vcek) = resign_sim_milan(|r| r.reported_tcb.0 += 1);
+    let d = run(&report, &vcek, simulated_roots(), AS_OF).unwrap_err();
+    assert_eq!(codes(&d), vec![DenialCode::TcbMismatch]);
+    // A correctly signed report with a CPUID naming another product.
+    let (report, vcek) = resign_sim_milan(|r| r.cpuid_raw = [0x19, 0x11, 0x01]);
+    let d = run(&report, &vcek, simulated_roots(), AS_OF).unwrap_err();
+    assert_eq!(codes(&d), vec![DenialCode::ProductMismatch]);
+}
+
 mod crl {
     //! CRLs built with the simulator's ARK key.
 
