@@ -11,5 +11,6 @@
 pub mod nvidia;
 pub mod ocsp;
 pub mod rim;
+pub mod snp;
 pub mod tdx;
 pub mod x509;

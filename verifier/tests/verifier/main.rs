@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod appraise_gpu;
+mod appraise_snp;
 mod appraise_tdx;
 mod collateral;
 mod inspect_cli;
