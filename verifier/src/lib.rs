@@ -4,9 +4,13 @@
 //! - [`trust`]: vendor roots built in, simulator roots only on request.
 //! - [`denial`]: stable reason codes with the offending values.
 //! - [`time`]: time is always an explicit argument.
+//! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
+//! - [`result`]: EAR attestation results (JWT, ES384).
 
 pub mod appraise;
 pub mod denial;
 pub mod inspect;
+pub mod policy;
+pub mod result;
 pub mod time;
 pub mod trust;

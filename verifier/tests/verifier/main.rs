@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod inspect_cli;
+mod policy;
 
 use std::path::PathBuf;
 
