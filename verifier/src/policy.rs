@@ -668,6 +668,12 @@ mod tests {
     }
 
     #[test]
+    fn policy_sets_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<PolicySet>();
+    }
+
+    #[test]
     fn unknown_set_is_an_error() {
         assert!(matches!(
             PolicySet::load(Path::new("/nonexistent"), "staging"),
