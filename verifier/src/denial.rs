@@ -60,6 +60,11 @@ pub enum DenialCode {
     // Policy and broker.
     SimulationNotAllowed,
     PolicyRejected,
+    DebugEnabled,
+    TcbBelowMinimum,
+    GpuModeRejected,
+    ModelMismatch,
+    BindingUnverified,
 }
 
 impl DenialCode {
@@ -105,6 +110,11 @@ impl DenialCode {
         Self::MeasurementMissing,
         Self::SimulationNotAllowed,
         Self::PolicyRejected,
+        Self::DebugEnabled,
+        Self::TcbBelowMinimum,
+        Self::GpuModeRejected,
+        Self::ModelMismatch,
+        Self::BindingUnverified,
     ];
 
     /// The wire string. Written out; never change one.
@@ -150,6 +160,11 @@ impl DenialCode {
             Self::MeasurementMissing => "measurement_missing",
             Self::SimulationNotAllowed => "simulation_not_allowed",
             Self::PolicyRejected => "policy_rejected",
+            Self::DebugEnabled => "debug_enabled",
+            Self::TcbBelowMinimum => "tcb_below_minimum",
+            Self::GpuModeRejected => "gpu_mode_rejected",
+            Self::ModelMismatch => "model_mismatch",
+            Self::BindingUnverified => "binding_unverified",
         }
     }
 
@@ -168,6 +183,14 @@ impl fmt::Display for DenialCode {
 impl Serialize for DenialCode {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DenialCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_str_code(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown denial code {text:?}")))
     }
 }
 
@@ -360,6 +383,11 @@ mod tests {
             "measurement_missing",
             "simulation_not_allowed",
             "policy_rejected",
+            "debug_enabled",
+            "tcb_below_minimum",
+            "gpu_mode_rejected",
+            "model_mismatch",
+            "binding_unverified",
         ];
         let actual: Vec<&str> = DenialCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(actual, pinned);

@@ -5,10 +5,14 @@
 //! - [`denial`]: stable reason codes with the offending values.
 //! - [`time`]: time is always an explicit argument.
 //! - [`collateral`]: vendor collateral fetched into, and read offline from, a directory.
+//! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
+//! - [`result`]: EAR attestation results (JWT, ES384).
 
 pub mod appraise;
 pub mod collateral;
 pub mod denial;
 pub mod inspect;
+pub mod policy;
+pub mod result;
 pub mod time;
 pub mod trust;

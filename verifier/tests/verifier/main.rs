@@ -7,6 +7,7 @@ mod appraise_snp;
 mod appraise_tdx;
 mod collateral;
 mod inspect_cli;
+mod policy;
 
 use std::path::PathBuf;
 
