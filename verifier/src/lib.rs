@@ -4,8 +4,10 @@
 //! - [`trust`]: vendor roots built in, simulator roots only on request.
 //! - [`denial`]: stable reason codes with the offending values.
 //! - [`time`]: time is always an explicit argument.
+//! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 
 pub mod appraise;
+pub mod audit;
 pub mod denial;
 pub mod inspect;
 pub mod time;
