@@ -10,6 +10,8 @@
 
 pub mod appraise;
 pub mod collateral;
+//! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
+pub mod audit;
 pub mod denial;
 pub mod inspect;
 pub mod policy;

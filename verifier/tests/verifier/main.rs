@@ -5,6 +5,7 @@
 mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
+mod audit;
 mod collateral;
 mod inspect_cli;
 mod policy;
