@@ -1,17 +1,18 @@
 //! The verifier: judgment over evidence.
 //!
+//! - [`appraise`]: cryptographic appraisal per evidence kind (SNP, TDX, NVIDIA GPU, RIMs).
+//! - [`collateral`]: vendor collateral fetched into, and read offline from, a directory.
+//! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
+//! - [`result`]: EAR attestation results (JWT, ES384).
+//! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 //! - [`inspect`]: a reviewer's view inside any evidence file (no judgment).
 //! - [`trust`]: vendor roots built in, simulator roots only on request.
 //! - [`denial`]: stable reason codes with the offending values.
 //! - [`time`]: time is always an explicit argument.
-//! - [`collateral`]: vendor collateral fetched into, and read offline from, a directory.
-//! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
-//! - [`result`]: EAR attestation results (JWT, ES384).
 
 pub mod appraise;
-pub mod collateral;
-//! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 pub mod audit;
+pub mod collateral;
 pub mod denial;
 pub mod inspect;
 pub mod policy;
