@@ -205,3 +205,19 @@ pub(crate) fn file_name(file: &crate::model::LoadedFile) -> &str {
         &file.rel_path
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_can_move_between_threads() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<Generator>();
+        send::<Embedder>();
+        sync::<Embedder>();
+        send::<InferError>();
+        sync::<InferError>();
+    }
+}

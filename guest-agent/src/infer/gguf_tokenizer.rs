@@ -365,7 +365,100 @@ fn wrong(key: &'static str, e: &candle_core::Error) -> InferError {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
+    use crate::infer::tiny::tiny_llama_gguf;
+
+    fn tiny_content() -> Content {
+        let bytes = tiny_llama_gguf(1).unwrap();
+        Content::read(&mut Cursor::new(bytes)).unwrap()
+    }
+
+    #[test]
+    fn control_tokens_match_whole_and_no_prefix_space_is_added() {
+        let t = GgufTokenizer::from_gguf(&tiny_content()).unwrap();
+        let system = t.encode("system").unwrap();
+        let ids = t.encode("<|im_start|>system").unwrap();
+        assert_eq!(ids[0], 1);
+        assert_eq!(ids[1..], system[..]);
+        // The merges apply: " the" is one token.
+        assert_eq!(t.encode(" the").unwrap().len(), 1);
+        // Digits split one by one.
+        assert_eq!(t.encode("2024").unwrap().len(), 4);
+        assert_eq!(
+            t.decode(&t.encode("héllo 2024 the\n").unwrap()).unwrap(),
+            "héllo 2024 the\n"
+        );
+        assert_eq!(t.stop_ids, [0, 2]);
+        assert_eq!(t.bos, None);
+        assert_eq!(t.control_token_in("a <|im_end|> b"), Some("<|im_end|>"));
+        assert_eq!(t.control_token_in("a <|im_en b"), None);
+    }
+
+    #[test]
+    fn unknown_or_malformed_tokenizer_metadata_is_refused() {
+        let set = |key: &str, v: Value| {
+            let mut c = tiny_content();
+            c.metadata.insert(key.to_owned(), v);
+            GgufTokenizer::from_gguf(&c).err().unwrap()
+        };
+        let err = set("tokenizer.ggml.pre", Value::String("llama-bpe".into()));
+        assert!(
+            matches!(
+                err,
+                InferError::Unsupported {
+                    what: "tokenizer.ggml.pre",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = set("tokenizer.ggml.model", Value::String("llama".into()));
+        assert!(matches!(err, InferError::Unsupported { .. }), "{err}");
+        let err = set("tokenizer.ggml.eos_token_id", Value::U32(1 << 20));
+        assert!(err.to_string().contains("outside the vocabulary"), "{err}");
+        let err = set(
+            "tokenizer.ggml.merges",
+            Value::Array(vec![Value::String("ab".into())]),
+        );
+        assert!(
+            matches!(
+                err,
+                InferError::Metadata {
+                    key: "tokenizer.ggml.merges",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = set(
+            "tokenizer.ggml.token_type",
+            Value::Array(vec![Value::I32(3)]),
+        );
+        assert!(
+            matches!(
+                err,
+                InferError::Metadata {
+                    key: "tokenizer.ggml.token_type",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = set(
+            "tokenizer.ggml.tokens",
+            Value::Array(vec![Value::String("a".into()); 267]),
+        );
+        assert!(err.to_string().contains("appears twice"), "{err}");
+        let mut c = tiny_content();
+        c.metadata.remove("tokenizer.ggml.eos_token_id");
+        let err = GgufTokenizer::from_gguf(&c).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "gguf metadata tokenizer.ggml.eos_token_id: missing"
+        );
+    }
 
     const SMOLLM2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 

@@ -265,6 +265,15 @@ fn smollm2_generates_the_pinned_tokens_on_every_run() {
     assert_eq!(a, c);
     let path = g.compute_path();
     assert_eq!(path.quantization, "gguf native: F32=61 Q4_1=210 Q8_0=1");
+
+    // A short answer ends with the eos token (<|im_end|>, id 2), which is
+    // the last token id and left out of the text.
+    let short = g
+        .generate("What is the capital of France? Answer in one sentence.", 32)
+        .unwrap();
+    assert_eq!(short.stop_reason, StopReason::Eos);
+    assert_eq!(short.token_ids, [504, 3575, 282, 4649, 314, 7042, 30, 2]);
+    assert_eq!(short.text, "The capital of France is Paris.");
 }
 
 #[test]
