@@ -10,13 +10,14 @@
 //! key (JWK). The receipt key also appears as Veraison key attestation
 //! (`ear_veraison_key_attestation.akpub`, DER SPKI) in the `cpu` submodule.
 //!
-//! Claim names and shapes are those of the `ear` crate 0.6.0 (pinned, see
-//! [`EAR_PROFILE`]); a test parses our tokens with it. We sign and verify with
-//! the pure-Rust `p384` crate rather than through `ear`, because `ear` 0.6.0
-//! signs through `jsonwebtoken` with the `aws-lc-rs` backend (C) and checks
-//! `exp` against the system clock, while this verifier takes time as an
-//! argument; the JWS itself is plain RFC 7515 compact ES384, so any JOSE
-//! library verifies it with the verifier's public key.
+//! Claim names and shapes are those of the `ear` crate 0.6.0 (draft-04
+//! profile, pinned in [`EAR_PROFILE`]). The crate itself is not a dependency,
+//! not even for tests: every feature set of ear 0.6.0 builds OpenSSL (its `cmw`
+//! dependency has a build-dependency on reqwest with default features), it
+//! signs through `jsonwebtoken`'s aws-lc backend, and it checks `exp` against
+//! the system clock while this verifier takes time as an argument. We sign and
+//! verify with the pure-Rust `p384` crate; the JWS is plain RFC 7515 compact
+//! ES384, and a test verifies it with `jsonwebtoken` (a stock JOSE library).
 //!
 //! This module never evaluates policy and never reads the clock.
 
