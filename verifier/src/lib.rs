@@ -1,5 +1,6 @@
 //! The verifier: judgment over evidence.
 //!
+//! - [`check`]: the `verifier check` command (one piece of evidence, offline).
 //! - [`appraise`]: cryptographic appraisal per evidence kind (SNP, TDX, NVIDIA GPU, RIMs).
 //! - [`collateral`]: vendor collateral fetched into, and read offline from, a directory.
 //! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
@@ -12,6 +13,7 @@
 
 pub mod appraise;
 pub mod audit;
+pub mod check;
 pub mod collateral;
 pub mod denial;
 pub mod inspect;

@@ -192,7 +192,51 @@ pub fn verify_x509_signature(
 }
 
 /// Checks that `child` was signed by `issuer`'s key.
+///
+/// Positive results are remembered per exact (child DER, issuer DER) pair:
+/// whether one byte string signed another never changes, so a long-running
+/// verifier need not redo RSA-4096 and P-384 chain signatures for every
+/// appraisal. Only signatures are cached; validity, CA constraints and
+/// pinning are checked on every call.
 pub fn verify_issued_by(child: &Cert, issuer: &Cert) -> Result<(), Denial> {
+    let key = pair_key(child, issuer);
+    if verified_pairs().lock().is_ok_and(|set| set.contains(&key)) {
+        return Ok(());
+    }
+    verify_issued_by_uncached(child, issuer)?;
+    if let Ok(mut set) = verified_pairs().lock() {
+        if set.len() >= VERIFIED_PAIRS_MAX {
+            set.clear();
+        }
+        set.insert(key);
+    }
+    Ok(())
+}
+
+/// Forgets every remembered signature (benchmarks measure the cold path with it).
+pub fn clear_verification_cache() {
+    if let Ok(mut set) = verified_pairs().lock() {
+        set.clear();
+    }
+}
+
+const VERIFIED_PAIRS_MAX: usize = 4096;
+
+fn verified_pairs() -> &'static std::sync::Mutex<std::collections::HashSet<[u8; 32]>> {
+    static SET: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(Default::default)
+}
+
+fn pair_key(child: &Cert, issuer: &Cert) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(Sha256::digest(&child.der));
+    h.update(Sha256::digest(&issuer.der));
+    h.finalize().into()
+}
+
+fn verify_issued_by_uncached(child: &Cert, issuer: &Cert) -> Result<(), Denial> {
     let tbs = child.tbs_bytes()?;
     let sig = child.cert.signature.as_bytes().ok_or_else(|| {
         Denial::value(

@@ -1,8 +1,12 @@
-//! The `verifier` command line: inspect evidence (and, as they land, appraise,
-//! serve the key broker, and review the audit log).
+//! The `verifier` command line.
 //!
-//! Exit codes: 0 success (accepted), 1 denied (every reason printed), 2 bad
-//! input or usage.
+//! - `inspect FILE`: look inside any evidence file (no judgment).
+//! - `check snp|tdx|gpu|rim …`: appraise one piece of evidence offline.
+//! - `collateral fetch …`: fetch vendor collateral into a cache directory.
+//! - `audit list|show|prove|verify …`: review the decision log offline.
+//!
+//! Exit codes: 0 success (accepted, verifies), 1 denied or does not verify
+//! (every reason printed), 2 bad input or usage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +38,39 @@ enum Command {
         #[arg(long, value_enum)]
         kind: Option<Kind>,
     },
+    /// Appraise one piece of evidence offline: exit 0 accepted, 1 denied, 2 bad input.
+    #[command(subcommand)]
+    Check(verifier::check::CheckCommand),
+    /// Vendor collateral (AMD KDS, Intel PCS, NVIDIA RIM service and OCSP).
+    #[command(subcommand)]
+    Collateral(CollateralCommand),
+    /// Review the audit log of decisions.
+    #[command(subcommand)]
+    Audit(verifier::audit::cli::AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum CollateralCommand {
+    /// Fetch what the given evidence needs into a cache directory (network).
+    ///
+    /// The directory is then what `check … --collateral DIR` reads offline.
+    Fetch {
+        /// Cache directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// An SEV-SNP report: fetch its VCEK, the product's cert chain and CRL.
+        #[arg(long)]
+        snp_report: Option<PathBuf>,
+        /// A TDX quote: fetch TCB info for its FMSPC, QE identity, PCK and root CRLs.
+        #[arg(long)]
+        tdx_quote: Option<PathBuf>,
+        /// An NVIDIA SPDM report (Hopper): fetch its driver and VBIOS RIMs.
+        #[arg(long)]
+        gpu_report: Option<PathBuf>,
+        /// The GPU's device chain (PEM): also fetch OCSP responses for it.
+        #[arg(long)]
+        gpu_chain: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,5 +94,72 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check(cmd) => verifier::check::run_check(cmd),
+        Command::Audit(cmd) => verifier::audit::cli::run_audit(cmd),
+        Command::Collateral(CollateralCommand::Fetch {
+            out,
+            snp_report,
+            tdx_quote,
+            gpu_report,
+            gpu_chain,
+        }) => collateral_fetch(out, snp_report, tdx_quote, gpu_report, gpu_chain),
     }
+}
+
+fn collateral_fetch(
+    out: PathBuf,
+    snp_report: Option<PathBuf>,
+    tdx_quote: Option<PathBuf>,
+    gpu_report: Option<PathBuf>,
+    gpu_chain: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use verifier::collateral::{CollateralCache, Fetcher, amd, intel, nvidia};
+    if snp_report.is_none() && tdx_quote.is_none() && gpu_report.is_none() {
+        anyhow::bail!("nothing to fetch: give --snp-report, --tdx-quote or --gpu-report");
+    }
+    let now = verifier::time::UnixTime::now();
+    let fetcher = Fetcher::online()?;
+    let cache = CollateralCache::new(&out);
+    let mut fetched = Vec::new();
+    if let Some(path) = snp_report {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let report = attestor::snp::report::Report::parse(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let product = report.product_from_cpuid().context(
+            "the report has no CPUID fields (v2): its product cannot be told without the VCEK",
+        )?;
+        let signer = amd::SnpSigner::from_report(&report)?;
+        fetched.extend(amd::fetch_snp(&fetcher, &cache, product, &signer, now)?);
+    }
+    if let Some(path) = tdx_quote {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let fmspc = intel::fmspc_from_quote(&bytes)?;
+        fetched.extend(intel::fetch_tdx(
+            &fetcher,
+            &cache,
+            &fmspc,
+            intel::TcbUpdate::default(),
+            now,
+        )?);
+    }
+    if let Some(path) = gpu_report {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let rim_ids = nvidia::rim_ids_from_report(&bytes, attestor::nvidia::rim::RimArch::Hopper)?;
+        let device_chains = gpu_chain
+            .map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display())))
+            .transpose()?
+            .into_iter()
+            .collect::<Vec<_>>();
+        let ocsp = !device_chains.is_empty();
+        let request = nvidia::NvidiaRequest {
+            rim_ids,
+            device_chains,
+            ocsp,
+        };
+        fetched.extend(nvidia::fetch_nvidia(&fetcher, &cache, &request, now)?);
+    }
+    for f in &fetched {
+        println!("{:?}\t{}\t{:?}", f.source, f.path.display(), f.expires);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
 mod audit;
+mod check_cli;
 mod collateral;
 mod inspect_cli;
 mod policy;
