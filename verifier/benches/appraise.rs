@@ -10,6 +10,8 @@
 //!
 //! Goal (DESIGN.md §9): SNP + GPU warm ≥ 1,000 appraisals/s on one core.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
