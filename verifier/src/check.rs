@@ -25,8 +25,12 @@ pub struct Common {
     #[arg(long)]
     pub json: bool,
     /// Replace the built-in vendor roots with the files in this directory.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "danger_simulated_roots")]
     pub roots: Option<PathBuf>,
+    /// Trust the SIMULATOR's roots instead of the vendors' (development only:
+    /// evidence accepted this way proves nothing about hardware).
+    #[arg(long)]
+    pub danger_simulated_roots: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +205,12 @@ impl Context {
         };
         let roots = match &common.roots {
             Some(dir) => TrustRoots::from_dir(dir)?,
+            None if common.danger_simulated_roots => {
+                eprintln!(
+                    "WARNING: --danger-simulated-roots: trusting the simulator's roots, not the vendors'"
+                );
+                TrustRoots::danger_simulated(&attestor::sim::SimSeed::DEFAULT)?
+            }
             None => TrustRoots::vendor()?,
         };
         Ok(Self {

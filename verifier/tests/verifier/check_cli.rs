@@ -192,3 +192,27 @@ fn bad_input_exits_2() {
     let (code, _, _) = check(&["gpu", "nvidia/h100_nvtrust_550_report.bin", "--nonce", "zz"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn simulated_evidence_needs_the_simulated_roots() {
+    let seed = attestor::sim::SimSeed::DEFAULT;
+    let params = attestor::snp::simulate::SnpSimParams::new(
+        attestor::snp::certs::Product::Milan,
+        attestor::snp::report::ReportData::new([7; 64]),
+    );
+    let sim = attestor::snp::simulate::simulate(&seed, &params).unwrap();
+    let dir = std::env::temp_dir().join(format!("check-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("r.bin"), &sim.report).unwrap();
+    std::fs::write(dir.join("vcek.der"), &sim.vcek_der).unwrap();
+    let r = dir.join("r.bin").display().to_string();
+    let c = dir.join("vcek.der").display().to_string();
+    let (code, stdout, _) = check(&["snp", &r, "--cert", &c, "--json"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("chain_untrusted"), "{stdout}");
+    let (code, stdout, stderr) = check(&["snp", &r, "--cert", &c, "--danger-simulated-roots"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("SIMULATED roots"), "{stdout}");
+    assert!(stderr.contains("WARNING"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
