@@ -166,6 +166,8 @@ enum Engine {
 pub struct Agent {
     session: Session,
     bundle: EvidenceBundle,
+    /// `bundle.digest()`, computed once (RFC 8785 over the whole bundle).
+    evidence_digest: Sha256Ref,
     model: Sha256Ref,
     model_name: String,
     engine: Engine,
@@ -210,6 +212,7 @@ impl Agent {
             model: Sha256Ref(*model.commitment.root()),
             model_name: model.manifest.model_name.clone(),
             tee: bundle.primary.tee(),
+            evidence_digest: Sha256Ref(bundle.digest()),
             gpus,
             issuer,
             bundle,
@@ -481,7 +484,7 @@ impl Agent {
             jti: random_jti(),
             eat_nonce: None,
             session: SessionRef {
-                evidence_digest: Sha256Ref(self.bundle.digest()),
+                evidence_digest: self.evidence_digest,
                 ear_digest: None,
                 ear_status: None,
                 simulated,
