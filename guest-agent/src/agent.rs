@@ -45,6 +45,9 @@ use crate::infer::{CANDLE_VERSION, ComputePath, Embedder, Generator, InferError}
 use crate::model::LoadedModel;
 use crate::session::{EvidenceSource, Session, SessionError, local_nonce};
 
+/// The most characters of a client-chosen model name repeated in a refusal.
+pub const MAX_SHOWN_NAME: usize = 80;
+
 /// Which model the agent serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,8 +267,10 @@ impl Agent {
         {
             Ok(())
         } else {
+            // The name is client-chosen: bounded, as it goes into the status and receipt.
+            let shown: String = requested.chars().take(MAX_SHOWN_NAME).collect();
             Err(format!(
-                "unknown model {requested:?}: this agent serves {:?} ({})",
+                "unknown model {shown:?}: this agent serves {:?} ({})",
                 self.model_name, self.model
             ))
         }

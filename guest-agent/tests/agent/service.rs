@@ -416,3 +416,55 @@ fn cli_generate_json_receipt_verifies() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(bad.stdout.is_empty());
 }
+
+#[test]
+fn cli_embed_json_and_serve_config_errors() {
+    let dir = write_files(&tiny_bert_files(3).unwrap());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guest-agent"))
+        .args(["embed", "--json", "--danger-simulate", "--model"])
+        .arg(dir.path())
+        .args(["one text", "two"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vectors: Vec<Vec<f32>> = serde_json::from_value(json["embedding"].clone()).unwrap();
+    assert_eq!(vectors.len(), 2);
+    let claims = verify(json["receipt"].as_str().unwrap(), &json["receipt_key"]).unwrap();
+    claims
+        .check_commitments(
+            &Salt::from_hex(json["salt"].as_str().unwrap()).unwrap(),
+            &embed_request_bytes(&["one text".to_owned(), "two".to_owned()]),
+            &embed_response_bytes(&vectors),
+        )
+        .unwrap();
+
+    // serve refuses a config with an unknown key before loading anything.
+    let config = dir.path().join("agent.toml");
+    fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nmodel = \"/nonexistent\"\nkind = \"embed\"\nport = 1\n",
+    )
+    .unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_guest-agent"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("port"));
+}
+
+#[test]
+fn unknown_model_name_is_bounded_in_the_refusal() {
+    let agent = generate_agent();
+    let long = "m".repeat(100_000);
+    let refusal = agent.generate(&long, "hi", 2).unwrap_err();
+    assert_eq!(refusal.kind, RefusalKind::UnknownModel);
+    assert!(refusal.message.len() < 400, "{}", refusal.message.len());
+    assert!(refusal.receipt.is_some());
+}
