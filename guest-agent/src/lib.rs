@@ -3,9 +3,12 @@
 //! It loads and hashes the model ([`model`]) and holds the attestation session
 //! ([`session`]: in-memory keys, runtime data, evidence from hardware or the
 //! marked simulator), and runs inference with candle over exactly the bytes that
-//! were hashed ([`infer`]). Receipts come in a later module.
+//! were hashed ([`infer`]). [`agent`] signs one receipt per inference and
+//! [`service`] serves it over gRPC.
 //! The `guest-agent` binary is a thin command-line front end over this library.
 
+pub mod agent;
 pub mod infer;
 pub mod model;
+pub mod service;
 pub mod session;

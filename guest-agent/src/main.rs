@@ -9,6 +9,14 @@
 //!   fresh session keys, evidence bound to them (DESIGN.md §3), printed as an
 //!   evidence bundle.
 //! - `detect`: which TEE and GPU interfaces this machine has.
+//! - `generate --model PATH [--max-tokens N] [--danger-simulate] [--json] PROMPT`:
+//!   one greedy generation with its receipt. `--json` prints one object:
+//!   `text`, `token_ids`, `receipt` (compact JWS), `salt` (hex) and
+//!   `receipt_key` (public JWK).
+//! - `embed --model PATH [--danger-simulate] [--json] TEXT...`: the same with
+//!   `embedding` (one vector per text) in place of `text` and `token_ids`.
+//! - `serve --config FILE`: the gRPC `GuestAgent` service (config:
+//!   [`guest_agent::agent::AgentConfig`]).
 //!
 //! Exit codes: 0 success, 2 error.
 
@@ -42,6 +50,52 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One greedy generation with a signed receipt.
+    Generate(GenerateArgs),
+    /// Sentence embeddings with a signed receipt.
+    Embed(EmbedArgs),
+    /// Serve the GuestAgent gRPC service.
+    Serve {
+        /// TOML config: listen, model, kind, danger_simulate.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Arguments shared by `generate` and `embed`.
+#[derive(Debug, Args)]
+struct OneShotArgs {
+    /// Model file or folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Use the SIMULATOR for evidence (receipts say SIMULATED).
+    #[arg(long)]
+    danger_simulate: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `generate`.
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    common: OneShotArgs,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    max_tokens: u32,
+    /// The prompt.
+    prompt: String,
+}
+
+/// Arguments of `embed`.
+#[derive(Debug, Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    common: OneShotArgs,
+    /// The texts.
+    #[arg(required = true)]
+    texts: Vec<String>,
 }
 
 /// Arguments of `attest`.
@@ -111,6 +165,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::HashModel(args) => hash_model(&args),
         Command::Attest(args) => attest(&args),
+        Command::Generate(args) => generate(&args),
+        Command::Embed(args) => embed(&args),
+        Command::Serve { config } => serve(&config),
         Command::Detect { json } => {
             let detection = attestor::collect::detect();
             if json {
@@ -121,6 +178,121 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn evidence_source(danger_simulate: bool) -> guest_agent::session::EvidenceSource {
+    if danger_simulate {
+        eprintln!(
+            "WARNING: --danger-simulate: evidence comes from the SIMULATOR; receipts say SIMULATED \
+             and prove nothing about any hardware."
+        );
+        guest_agent::session::EvidenceSource::DangerSimulate {
+            tee: attestor::evidence::Tee::Snp,
+            gpus: 1,
+            seed: attestor::sim::SimSeed::DEFAULT,
+        }
+    } else {
+        guest_agent::session::EvidenceSource::Hardware
+    }
+}
+
+fn start_agent(
+    args: &OneShotArgs,
+    kind: guest_agent::agent::ModelKind,
+) -> anyhow::Result<guest_agent::agent::Agent> {
+    let loaded = model::load_and_hash(&args.model, Progress::Auto)
+        .with_context(|| format!("hashing model {}", args.model.display()))?;
+    Ok(guest_agent::agent::Agent::start(
+        &loaded,
+        kind,
+        &evidence_source(args.danger_simulate),
+    )?)
+}
+
+fn refused(refusal: guest_agent::agent::Refusal) -> anyhow::Error {
+    if let Some((receipt, salt)) = refusal.receipt.as_deref() {
+        eprintln!("deny receipt: {}\nsalt: {}", receipt.compact, salt.to_hex());
+    }
+    anyhow::anyhow!("refused: {}", refusal.message)
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let agent = start_agent(&args.common, guest_agent::agent::ModelKind::Generate)?;
+    let out = agent
+        .generate("", &args.prompt, args.max_tokens)
+        .map_err(refused)?;
+    if args.common.json {
+        let json = serde_json::json!({
+            "text": out.output.text,
+            "token_ids": out.output.token_ids,
+            "receipt": out.receipt.compact,
+            "salt": out.salt.to_hex(),
+            "receipt_key": agent.receipt_jwk(),
+        });
+        println!("{json}");
+    } else {
+        println!("{}", out.output.text);
+        eprintln!(
+            "receipt: {}\nsalt: {}",
+            out.receipt.compact,
+            out.salt.to_hex()
+        );
+    }
+    Ok(())
+}
+
+fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
+    let agent = start_agent(&args.common, guest_agent::agent::ModelKind::Embed)?;
+    let out = agent.embed("", &args.texts).map_err(refused)?;
+    if args.common.json {
+        let json = serde_json::json!({
+            "embedding": out.output,
+            "receipt": out.receipt.compact,
+            "salt": out.salt.to_hex(),
+            "receipt_key": agent.receipt_jwk(),
+        });
+        println!("{json}");
+    } else {
+        println!("{}", serde_json::to_string(&out.output)?);
+        eprintln!(
+            "receipt: {}\nsalt: {}",
+            out.receipt.compact,
+            out.salt.to_hex()
+        );
+    }
+    Ok(())
+}
+
+fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+    use guest_agent::agent::{Agent, AgentConfig};
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let config = AgentConfig::from_toml(&text)?;
+    let addr: std::net::SocketAddr = config
+        .listen
+        .parse()
+        .with_context(|| format!("listen address {:?}", config.listen))?;
+    let loaded = model::load_and_hash(&config.model, Progress::Auto)
+        .with_context(|| format!("hashing model {}", config.model.display()))?;
+    let agent = Agent::start(
+        &loaded,
+        config.kind,
+        &evidence_source(config.danger_simulate),
+    )?;
+    drop(loaded);
+    let service = guest_agent::service::AgentService::new(std::sync::Arc::new(agent));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    eprintln!("serving GuestAgent on {addr}");
+    runtime.block_on(
+        tonic::transport::Server::builder()
+            .add_service(proto::v1::guest_agent_server::GuestAgentServer::new(
+                service,
+            ))
+            .serve(addr),
+    )?;
+    Ok(())
 }
 
 fn attest(args: &AttestArgs) -> anyhow::Result<()> {

@@ -5,3 +5,4 @@
 
 mod infer;
 mod model;
+mod service;

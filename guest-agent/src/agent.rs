@@ -1,0 +1,603 @@
+//! The serving agent: one attestation session, the evidence collected at
+//! start, one loaded model, and one receipt per inference.
+//!
+//! An [`Agent`] holds a [`Session`] (in-memory keys), the evidence bundle
+//! collected when it started (no verifier has appraised it yet, so receipts
+//! carry no `ear_digest` and the decision `unattested`), the model (a
+//! [`Generator`] behind a mutex, or an [`Embedder`]) and the session's
+//! [`ReceiptChain`] behind a mutex, so `seq`/`prev` follow the order in which
+//! receipts are signed.
+//!
+//! The exact bytes committed to (salted, domain-separated,
+//! [`commit_input`]/[`commit_output`]):
+//! - **generate**: request = the prompt's UTF-8 bytes (not the serialized
+//!   `GenerateRequest`: the same commitment then serves the CLI and gRPC, and a
+//!   client checks it without re-encoding protobuf); response = the generated
+//!   text's UTF-8 bytes.
+//! - **embed**: request = the JSON array of the texts (`serde_json`, compact:
+//!   `["a","b"]`); response = every vector's components as little-endian
+//!   IEEE-754 f32 bytes, vectors in order, concatenated.
+//! - **refused request** (empty prompt, too many tokens, unknown model, an
+//!   inference fault): a receipt whose `policy_decision.status` is `deny`, whose
+//!   request bytes are as above and whose response bytes are the refusal
+//!   message's UTF-8 bytes ([`Refusal::message`]). Nothing in it claims that the
+//!   model produced output.
+//!
+//! Generation parameters: `max_tokens` as asked, greedy decoding, the prompt's
+//! token count (after the chat template) and the tokens generated. An
+//! embedding records `max_tokens` 0, the input tokens over all texts and 0
+//! output tokens.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use attestor::evidence::{EvidenceBundle, Tee};
+use attestor::receipt::{
+    AgentBuild, ClaimFacts, Commitment, DecisionStatus, Decoding, Generation as GenParams,
+    PolicyDecision, ReceiptChain, ReceiptDraft, ReceiptError, Runtime, Salt, SessionRef, Sha256Ref,
+    SignedReceipt, allowed_claim, blocked_claims, commit_input, commit_output,
+};
+use rand_core::{OsRng, RngCore as _};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::infer::{CANDLE_VERSION, ComputePath, Embedder, Generator, InferError};
+use crate::model::LoadedModel;
+use crate::session::{EvidenceSource, Session, SessionError, local_nonce};
+
+/// The most characters of a client-chosen model name repeated in a refusal.
+pub const MAX_SHOWN_NAME: usize = 80;
+
+/// Which model the agent serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A llama GGUF for `Generate`.
+    Generate,
+    /// A BERT safetensors folder for `Embed`.
+    Embed,
+}
+
+/// `guest-agent serve --config FILE`: TOML, unknown keys refused.
+///
+/// ```toml
+/// listen = "127.0.0.1:50051"
+/// model = "/models/smollm2"
+/// kind = "generate"          # or "embed"
+/// danger_simulate = false    # true: SIMULATED evidence, never trusted
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Socket address to listen on.
+    pub listen: String,
+    /// Model file or folder.
+    pub model: PathBuf,
+    /// Generate or embed.
+    pub kind: ModelKind,
+    /// Evidence from the simulator instead of hardware.
+    #[serde(default)]
+    pub danger_simulate: bool,
+}
+
+impl AgentConfig {
+    /// Parses the TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, AgentError> {
+        toml::from_str(text).map_err(|e| AgentError::Config {
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Why the agent could not start or could not sign.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The config file is not valid.
+    #[error("config: {reason}")]
+    Config {
+        /// The TOML error.
+        reason: String,
+    },
+    /// The model could not be loaded for inference.
+    #[error("loading the model: {0}")]
+    Load(#[source] InferError),
+    /// Evidence could not be collected.
+    #[error("collecting evidence: {0}")]
+    Evidence(#[from] SessionError),
+    /// A receipt could not be signed.
+    #[error("signing the receipt: {0}")]
+    Receipt(#[from] ReceiptError),
+    /// The model mutex was poisoned by a panic in an earlier inference.
+    #[error("the {what} lock is poisoned")]
+    Poisoned {
+        /// "model" or "receipt chain".
+        what: &'static str,
+    },
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The input is malformed or out of range (empty, too long, too many tokens).
+    InvalidInput,
+    /// The request names a model this agent does not serve.
+    UnknownModel,
+    /// The agent serves the other kind of model.
+    WrongKind,
+    /// The inference failed inside the agent.
+    Internal,
+}
+
+/// A refused request: what went wrong and, when it could be signed, the deny
+/// receipt with its salt.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The class of the refusal (maps to a gRPC status code).
+    pub kind: RefusalKind,
+    /// The refusal message: exactly the response bytes the deny receipt commits to.
+    pub message: String,
+    /// The deny receipt and its salt; `None` only when signing itself failed.
+    pub receipt: Option<Box<(SignedReceipt, Salt)>>,
+}
+
+/// A served inference with its receipt.
+#[derive(Debug)]
+pub struct Receipted<T> {
+    /// The model output.
+    pub output: T,
+    /// The receipt (decision `unattested` or `allow`).
+    pub receipt: SignedReceipt,
+    /// The commitment salt, for the client only.
+    pub salt: Salt,
+}
+
+/// A served generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// The generated text.
+    pub text: String,
+    /// The generated token ids.
+    pub token_ids: Vec<u32>,
+}
+
+enum Engine {
+    Generate(Mutex<Generator>),
+    Embed(Embedder),
+}
+
+/// The serving agent (see the module docs).
+pub struct Agent {
+    session: Session,
+    bundle: EvidenceBundle,
+    /// `bundle.digest()`, computed once (RFC 8785 over the whole bundle).
+    evidence_digest: Sha256Ref,
+    model: Sha256Ref,
+    model_name: String,
+    engine: Engine,
+    chain: Mutex<ReceiptChain>,
+    tee: Tee,
+    gpus: usize,
+    issuer: String,
+}
+
+impl Agent {
+    /// Loads the model for `kind`, creates session keys, and collects evidence
+    /// bound to them and to the model commitment (a fresh local nonce: no
+    /// verifier has asked yet).
+    pub fn start(
+        model: &LoadedModel,
+        kind: ModelKind,
+        source: &EvidenceSource,
+    ) -> Result<Self, AgentError> {
+        let engine = match kind {
+            ModelKind::Generate => Engine::Generate(Mutex::new(
+                Generator::from_loaded(model).map_err(AgentError::Load)?,
+            )),
+            ModelKind::Embed => {
+                Engine::Embed(Embedder::from_loaded(model).map_err(AgentError::Load)?)
+            }
+        };
+        let session = Session::new();
+        let commitment = model.commitment.to_string();
+        let runtime_data = session.runtime_data(&local_nonce(), Some(&commitment));
+        let bundle = session.collect(runtime_data, source)?;
+        let gpus = match source {
+            EvidenceSource::DangerSimulate { gpus, .. } => *gpus,
+            EvidenceSource::Hardware => count_gpus(&bundle.additional_evidence),
+        };
+        let chain = ReceiptChain::new(session.receipt_key().clone());
+        let issuer = format!(
+            "{}/{}",
+            env!("CARGO_PKG_NAME"),
+            session.receipt_key().thumbprint()
+        );
+        Ok(Self {
+            model: Sha256Ref(*model.commitment.root()),
+            model_name: model.manifest.model_name.clone(),
+            tee: bundle.primary.tee(),
+            evidence_digest: Sha256Ref(bundle.digest()),
+            gpus,
+            issuer,
+            bundle,
+            session,
+            engine,
+            chain: Mutex::new(chain),
+        })
+    }
+
+    /// The session (public keys, runtime data).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The evidence bundle collected at start.
+    pub fn bundle(&self) -> &EvidenceBundle {
+        &self.bundle
+    }
+
+    /// The receipt public key as a JWK.
+    pub fn receipt_jwk(&self) -> Value {
+        self.session.receipt_key_jwk()
+    }
+
+    /// `sha256:<OMS root>` of the served model.
+    pub fn model_commitment(&self) -> &Sha256Ref {
+        &self.model
+    }
+
+    /// Whether the evidence came from the simulator.
+    pub fn simulated(&self) -> bool {
+        self.bundle.simulated
+    }
+
+    /// Whether this agent serves generation (else embeddings).
+    pub fn kind(&self) -> ModelKind {
+        match self.engine {
+            Engine::Generate(_) => ModelKind::Generate,
+            Engine::Embed(_) => ModelKind::Embed,
+        }
+    }
+
+    /// Checks a request's `model` field: empty (the loaded model), the model's
+    /// name, or its commitment string.
+    pub fn check_model(&self, requested: &str) -> Result<(), String> {
+        if requested.is_empty()
+            || requested == self.model_name
+            || requested == self.model.to_string()
+        {
+            Ok(())
+        } else {
+            // The name is client-chosen: bounded, as it goes into the status and receipt.
+            let shown: String = requested.chars().take(MAX_SHOWN_NAME).collect();
+            Err(format!(
+                "unknown model {shown:?}: this agent serves {:?} ({})",
+                self.model_name, self.model
+            ))
+        }
+    }
+
+    /// One greedy generation with its receipt, or a refusal with a deny receipt.
+    pub fn generate(
+        &self,
+        model: &str,
+        prompt: &str,
+        max_tokens: u32,
+    ) -> Result<Receipted<Generated>, Refusal> {
+        let request = prompt.as_bytes();
+        let params = |input: Option<u32>, output: Option<u32>| GenParams {
+            max_tokens,
+            decoding: Decoding::Greedy,
+            input_tokens: input,
+            output_tokens: output,
+        };
+        if let Err(message) = self.check_model(model) {
+            return Err(self.refuse(
+                RefusalKind::UnknownModel,
+                message,
+                request,
+                params(None, None),
+                None,
+            ));
+        }
+        let Engine::Generate(generator) = &self.engine else {
+            let message = "this agent serves an embedding model; use Embed".to_owned();
+            return Err(self.refuse(
+                RefusalKind::WrongKind,
+                message,
+                request,
+                params(None, None),
+                None,
+            ));
+        };
+        let Ok(mut generator) = generator.lock() else {
+            let message = "the model lock is poisoned".to_owned();
+            return Err(self.refuse(
+                RefusalKind::Internal,
+                message,
+                request,
+                params(None, None),
+                None,
+            ));
+        };
+        let compute = generator.compute_path().clone();
+        let result = generator.generate(prompt, max_tokens);
+        drop(generator);
+        match result {
+            Ok(g) => {
+                let salt = Salt::random();
+                let draft = self.draft(
+                    &salt,
+                    request,
+                    g.text.as_bytes(),
+                    params(count(g.prompt_token_ids.len()), count(g.token_ids.len())),
+                    Some(&compute),
+                    DecisionStatus::Unattested,
+                    "served without an accepting appraisal: no verifier has appraised this session"
+                        .into(),
+                );
+                match self.sign(draft) {
+                    Ok(receipt) => Ok(Receipted {
+                        output: Generated {
+                            text: g.text,
+                            token_ids: g.token_ids,
+                        },
+                        receipt,
+                        salt,
+                    }),
+                    // The output is withheld: no receipt, no response.
+                    Err(e) => Err(Refusal {
+                        kind: RefusalKind::Internal,
+                        message: e.to_string(),
+                        receipt: None,
+                    }),
+                }
+            }
+            Err(e) => Err(self.refuse(
+                infer_kind(&e),
+                e.to_string(),
+                request,
+                params(None, None),
+                Some(&compute),
+            )),
+        }
+    }
+
+    /// Embeddings of `texts` with their receipt, or a refusal with a deny receipt.
+    pub fn embed(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Receipted<Vec<Vec<f32>>>, Refusal> {
+        let request = embed_request_bytes(texts);
+        let params = |input: Option<u32>, output: Option<u32>| GenParams {
+            max_tokens: 0,
+            decoding: Decoding::Greedy,
+            input_tokens: input,
+            output_tokens: output,
+        };
+        if let Err(message) = self.check_model(model) {
+            return Err(self.refuse(
+                RefusalKind::UnknownModel,
+                message,
+                &request,
+                params(None, None),
+                None,
+            ));
+        }
+        let Engine::Embed(embedder) = &self.engine else {
+            let message = "this agent serves a generative model; use Generate".to_owned();
+            return Err(self.refuse(
+                RefusalKind::WrongKind,
+                message,
+                &request,
+                params(None, None),
+                None,
+            ));
+        };
+        let compute = embedder.compute_path();
+        let tokens: Result<usize, InferError> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| embedder.token_ids(i, t).map(|ids| ids.len()))
+            .sum();
+        let result = tokens.and_then(|n| embedder.embed(texts).map(|v| (n, v)));
+        match result {
+            Ok((n, vectors)) => {
+                let salt = Salt::random();
+                let draft = self.draft(
+                    &salt,
+                    &request,
+                    &embed_response_bytes(&vectors),
+                    params(count(n), Some(0)),
+                    Some(compute),
+                    DecisionStatus::Unattested,
+                    "served without an accepting appraisal: no verifier has appraised this session"
+                        .into(),
+                );
+                match self.sign(draft) {
+                    Ok(receipt) => Ok(Receipted {
+                        output: vectors,
+                        receipt,
+                        salt,
+                    }),
+                    Err(e) => Err(Refusal {
+                        kind: RefusalKind::Internal,
+                        message: e.to_string(),
+                        receipt: None,
+                    }),
+                }
+            }
+            Err(e) => Err(self.refuse(
+                infer_kind(&e),
+                e.to_string(),
+                &request,
+                params(None, None),
+                Some(compute),
+            )),
+        }
+    }
+
+    /// A refusal with a deny receipt committing to `request` and the message.
+    fn refuse(
+        &self,
+        kind: RefusalKind,
+        message: String,
+        request: &[u8],
+        generation: GenParams,
+        compute: Option<&ComputePath>,
+    ) -> Refusal {
+        let salt = Salt::random();
+        let draft = self.draft(
+            &salt,
+            request,
+            message.as_bytes(),
+            generation,
+            compute,
+            DecisionStatus::Deny,
+            format!("refused: {message}"),
+        );
+        let receipt = self.sign(draft).ok().map(|r| Box::new((r, salt)));
+        Refusal {
+            kind,
+            message,
+            receipt,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draft(
+        &self,
+        salt: &Salt,
+        request: &[u8],
+        response: &[u8],
+        generation: GenParams,
+        compute: Option<&ComputePath>,
+        status: DecisionStatus,
+        reason: String,
+    ) -> ReceiptDraft {
+        let simulated = self.bundle.simulated;
+        let facts = ClaimFacts {
+            model: &self.model,
+            tee: Some(self.tee),
+            gpus: self.gpus,
+            simulated,
+            decision: status,
+        };
+        ReceiptDraft {
+            iss: self.issuer.clone(),
+            iat: now(),
+            jti: random_jti(),
+            eat_nonce: None,
+            session: SessionRef {
+                evidence_digest: self.evidence_digest,
+                ear_digest: None,
+                ear_status: None,
+                simulated,
+            },
+            model_commitment: self.model,
+            input_commitment: commit_input(salt, request),
+            output_digest: commit_output(salt, response),
+            generation,
+            runtime: Runtime {
+                agent: AgentBuild {
+                    name: env!("CARGO_PKG_NAME").to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    build: None,
+                },
+                candle_version: CANDLE_VERSION.to_owned(),
+                compute_path: compute
+                    .and_then(|c| serde_json::to_value(c).ok())
+                    .unwrap_or(Value::Null),
+            },
+            verifier_policy_id: Vec::new(),
+            policy_decision: PolicyDecision { status, reason },
+            allowed_claim: allowed_claim(&facts),
+            blocked_claims: blocked_claims(simulated),
+        }
+    }
+
+    fn sign(&self, draft: ReceiptDraft) -> Result<SignedReceipt, AgentError> {
+        let mut chain = self.chain.lock().map_err(|_| AgentError::Poisoned {
+            what: "receipt chain",
+        })?;
+        Ok(chain.sign(draft)?)
+    }
+
+    /// Signs one receipt of the `unattested` kind over the given bytes with
+    /// no inference (for benchmarks of the signing cost).
+    pub fn sign_only(&self, request: &[u8], response: &[u8]) -> Result<SignedReceipt, AgentError> {
+        let salt = Salt::random();
+        let draft = self.draft(
+            &salt,
+            request,
+            response,
+            GenParams {
+                max_tokens: 0,
+                decoding: Decoding::Greedy,
+                input_tokens: None,
+                output_tokens: None,
+            },
+            None,
+            DecisionStatus::Unattested,
+            "benchmark".into(),
+        );
+        self.sign(draft)
+    }
+}
+
+/// The exact request bytes an `Embed` receipt commits to.
+pub fn embed_request_bytes(texts: &[String]) -> Vec<u8> {
+    serde_json::to_vec(texts).unwrap_or_default()
+}
+
+/// The exact response bytes an `Embed` receipt commits to.
+pub fn embed_response_bytes(vectors: &[Vec<f32>]) -> Vec<u8> {
+    vectors
+        .iter()
+        .flatten()
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+}
+
+/// A commitment helper for clients: the pair a receipt should carry.
+pub fn commitments(salt: &Salt, request: &[u8], response: &[u8]) -> (Commitment, Commitment) {
+    (commit_input(salt, request), commit_output(salt, response))
+}
+
+fn infer_kind(e: &InferError) -> RefusalKind {
+    match e {
+        InferError::Empty { .. }
+        | InferError::TooLong { .. }
+        | InferError::ContextOverflow { .. }
+        | InferError::MaxTokens { .. }
+        | InferError::ControlToken { .. } => RefusalKind::InvalidInput,
+        _ => RefusalKind::Internal,
+    }
+}
+
+fn count(n: usize) -> Option<u32> {
+    u32::try_from(n).ok()
+}
+
+fn count_gpus(additional_evidence: &str) -> usize {
+    serde_json::from_str::<Value>(additional_evidence)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/nvidia/device_evidence_list")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+        })
+        .unwrap_or(0)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random_jti() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
