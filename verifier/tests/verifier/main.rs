@@ -8,6 +8,7 @@ mod appraise_tdx;
 mod audit;
 mod collateral;
 mod inspect_cli;
+mod pipeline;
 mod policy;
 
 use std::path::PathBuf;
