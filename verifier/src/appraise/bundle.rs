@@ -32,6 +32,8 @@
 //! [`Verifier::verify_receipt`] follows the chain receipt → receipt key →
 //! evidence → EAR; each broken link is a denial naming the link.
 
+pub mod cli;
+
 use attestor::binding::RuntimeData;
 use attestor::digest::Sha256Digest;
 use attestor::evidence::{EvidenceBundle, PrimaryEvidence};

@@ -373,3 +373,76 @@ fn simulator_bundle_without_cc_mode_is_refused_by_gpu_policy() {
         a.denials
     );
 }
+
+#[test]
+fn receipt_verify_cli_exit_codes() {
+    use std::process::ExitCode;
+    use verifier::appraise::bundle::cli::{ReceiptVerifyArgs, run_receipt_verify};
+
+    let v = development();
+    let ear = v
+        .appraise_bundle(bundle(), &collateral(), Some(NONCE), now())
+        .unwrap()
+        .ear;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let c = collateral();
+    let args = ReceiptVerifyArgs {
+        receipt: write(
+            "r.jws",
+            sign(receipt_key(7), draft(bundle(), Some(&ear))).as_bytes(),
+        ),
+        evidence: write("e.json", bundle().to_json_pretty().as_bytes()),
+        ear: Some(write("ear.jwt", ear.as_bytes())),
+        ear_key: Some(write(
+            "ear.jwk",
+            result::public_jwk(v.ear_key()).to_string().as_bytes(),
+        )),
+        at: Some(now().to_rfc3339()),
+        json: true,
+        policy: "development".to_owned(),
+        policies: policies_dir(),
+        danger_simulated_roots: true,
+        tdx_collateral: None,
+        snp_crl: None,
+        rims: vec![
+            write("d.rim", &c.gpu_rims[0]),
+            write("v.rim", &c.gpu_rims[1]),
+        ],
+        ocsp: Vec::new(),
+    };
+    assert_eq!(run_receipt_verify(&args).unwrap(), ExitCode::SUCCESS);
+
+    // Production policy over the same simulated session: a broken link, exit 1.
+    let production = ReceiptVerifyArgs {
+        policy: "production".to_owned(),
+        ..args.clone()
+    };
+    assert_eq!(run_receipt_verify(&production).unwrap(), ExitCode::from(1));
+
+    // A receipt by another key: exit 1.
+    let other = ReceiptVerifyArgs {
+        receipt: write(
+            "o.jws",
+            sign(receipt_key(8), draft(bundle(), None)).as_bytes(),
+        ),
+        ..args.clone()
+    };
+    assert_eq!(run_receipt_verify(&other).unwrap(), ExitCode::from(1));
+
+    // Bad input: an error (exit 2 in the binary).
+    let missing = ReceiptVerifyArgs {
+        evidence: dir.path().join("absent.json"),
+        ..args.clone()
+    };
+    assert!(run_receipt_verify(&missing).is_err());
+    let no_key = ReceiptVerifyArgs {
+        ear_key: None,
+        ..args
+    };
+    assert!(run_receipt_verify(&no_key).is_err());
+}
