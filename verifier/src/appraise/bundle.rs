@@ -355,7 +355,7 @@ impl Verifier {
     /// 3. the evidence appraises to an allow ([`Self::appraise_bundle`], its
     ///    own denials);
     /// 4. `session.evidence_digest` is the bundle's digest (`evidence_digest_mismatch`);
-    /// 5. `model_commitment` is the runtime data's `model` (`model_commitment`);
+    /// 5. `model_commitment` is the runtime data's `model` (`model_mismatch`);
     /// 6. with an EAR: it verifies with the EAR key (`ear_invalid`), its digest is
     ///    `session.ear_digest`, and its receipt key and nonce are the bundle's
     ///    (`ear_mismatch`), and it is affirming (`policy_rejected`).

@@ -446,3 +446,38 @@ fn receipt_verify_cli_exit_codes() {
     };
     assert!(run_receipt_verify(&no_key).is_err());
 }
+
+#[test]
+fn tdx_bundle_goes_through_the_same_pipeline() {
+    let spec = EnvironmentSpec::tdx_h100(u64::try_from(NOW).unwrap());
+    let env = environment(&SimSeed::DEFAULT, &spec, runtime_data(&receipt_key(7))).unwrap();
+    let tdx = verifier::appraise::tdx::TdxCollateral::from_json(
+        env.tdx_collateral_json.as_deref().unwrap().as_bytes(),
+    )
+    .unwrap();
+    let with_tdx = BundleCollateral {
+        tdx: Some(tdx),
+        ..collateral()
+    };
+    let at = UnixTime(NOW + 3600);
+    let a = development()
+        .appraise_bundle(&env.bundle, &with_tdx, Some(NONCE), at)
+        .unwrap();
+    assert!(matches!(
+        a.cpu,
+        verifier::appraise::bundle::CpuAppraisal::Tdx(_)
+    ));
+    // Only the simulator's missing NVML facts keep it from affirming.
+    assert!(
+        a.denials
+            .iter()
+            .all(|d| d.code == DenialCode::GpuModeRejected),
+        "{:#?}",
+        a.denials
+    );
+    // Without Intel collateral a TDX quote is refused.
+    let err = development()
+        .appraise_bundle(&env.bundle, &collateral(), Some(NONCE), at)
+        .unwrap_err();
+    assert_has(&err, DenialCode::CollateralMissing);
+}
