@@ -65,6 +65,17 @@ pub enum DenialCode {
     GpuModeRejected,
     ModelMismatch,
     BindingUnverified,
+    // Receipts (`appraise::bundle::Verifier::verify_receipt`).
+    /// The receipt does not parse or its signature does not verify.
+    ReceiptInvalid,
+    /// The receipt is not signed by the receipt key bound into the evidence.
+    ReceiptKeyMismatch,
+    /// The receipt names other evidence than the bundle given.
+    EvidenceDigestMismatch,
+    /// The EAR does not verify with the verifier's key (signature, profile, time).
+    EarInvalid,
+    /// The EAR is not the one the receipt names, or names another receipt key or nonce.
+    EarMismatch,
 }
 
 impl DenialCode {
@@ -115,6 +126,11 @@ impl DenialCode {
         Self::GpuModeRejected,
         Self::ModelMismatch,
         Self::BindingUnverified,
+        Self::ReceiptInvalid,
+        Self::ReceiptKeyMismatch,
+        Self::EvidenceDigestMismatch,
+        Self::EarInvalid,
+        Self::EarMismatch,
     ];
 
     /// The wire string. Written out; never change one.
@@ -165,6 +181,11 @@ impl DenialCode {
             Self::GpuModeRejected => "gpu_mode_rejected",
             Self::ModelMismatch => "model_mismatch",
             Self::BindingUnverified => "binding_unverified",
+            Self::ReceiptInvalid => "receipt_invalid",
+            Self::ReceiptKeyMismatch => "receipt_key_mismatch",
+            Self::EvidenceDigestMismatch => "evidence_digest_mismatch",
+            Self::EarInvalid => "ear_invalid",
+            Self::EarMismatch => "ear_mismatch",
         }
     }
 
@@ -388,6 +409,11 @@ mod tests {
             "gpu_mode_rejected",
             "model_mismatch",
             "binding_unverified",
+            "receipt_invalid",
+            "receipt_key_mismatch",
+            "evidence_digest_mismatch",
+            "ear_invalid",
+            "ear_mismatch",
         ];
         let actual: Vec<&str> = DenialCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(actual, pinned);

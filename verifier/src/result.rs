@@ -326,7 +326,9 @@ fn receipt_key_spki(jwk: &Value) -> Result<String, EarError> {
     if jwk.get("d").is_some() {
         return Err(EarError::ReceiptKey("a private key was given".to_owned()));
     }
-    let key = p384::PublicKey::from_jwk_str(&jwk.to_string())
+    // The receipt library's own parser: it accepts the `alg` member its keys carry.
+    let key = attestor::receipt::ReceiptPublicKey::from_jwk(jwk)
+        .map(|k| p384::PublicKey::from(k.verifying_key()))
         .map_err(|_| EarError::ReceiptKey("not an EC P-384 public JWK".to_owned()))?;
     let der = key
         .to_public_key_der()

@@ -8,6 +8,7 @@
 //! and Rego policies decide. Real and simulated evidence go through the same
 //! code; only the roots differ, and the claims say which roots were used.
 
+pub mod bundle;
 pub mod nvidia;
 pub mod ocsp;
 pub mod rim;

@@ -9,6 +9,7 @@ mod audit;
 mod check_cli;
 mod collateral;
 mod inspect_cli;
+mod pipeline;
 mod policy;
 
 use std::path::PathBuf;
