@@ -65,6 +65,14 @@ pub enum DenialCode {
     GpuModeRejected,
     ModelMismatch,
     BindingUnverified,
+    // Key broker protocol (KBS).
+    SessionInvalid,
+    TokenMissing,
+    NonceReused,
+    NonceExpired,
+    ProtocolVersionMismatch,
+    ResourceNotFound,
+    BrokerError,
 }
 
 impl DenialCode {
@@ -115,6 +123,13 @@ impl DenialCode {
         Self::GpuModeRejected,
         Self::ModelMismatch,
         Self::BindingUnverified,
+        Self::SessionInvalid,
+        Self::TokenMissing,
+        Self::NonceReused,
+        Self::NonceExpired,
+        Self::ProtocolVersionMismatch,
+        Self::ResourceNotFound,
+        Self::BrokerError,
     ];
 
     /// The wire string. Written out; never change one.
@@ -165,6 +180,13 @@ impl DenialCode {
             Self::GpuModeRejected => "gpu_mode_rejected",
             Self::ModelMismatch => "model_mismatch",
             Self::BindingUnverified => "binding_unverified",
+            Self::SessionInvalid => "session_invalid",
+            Self::TokenMissing => "token_missing",
+            Self::NonceReused => "nonce_reused",
+            Self::NonceExpired => "nonce_expired",
+            Self::ProtocolVersionMismatch => "protocol_version_mismatch",
+            Self::ResourceNotFound => "resource_not_found",
+            Self::BrokerError => "broker_error",
         }
     }
 
@@ -388,6 +410,13 @@ mod tests {
             "gpu_mode_rejected",
             "model_mismatch",
             "binding_unverified",
+            "session_invalid",
+            "token_missing",
+            "nonce_reused",
+            "nonce_expired",
+            "protocol_version_mismatch",
+            "resource_not_found",
+            "broker_error",
         ];
         let actual: Vec<&str> = DenialCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(actual, pinned);

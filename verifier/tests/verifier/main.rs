@@ -6,8 +6,10 @@ mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
 mod audit;
+mod broker;
 mod collateral;
 mod inspect_cli;
+mod jwe;
 mod policy;
 
 use std::path::PathBuf;
