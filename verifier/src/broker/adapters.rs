@@ -8,21 +8,25 @@ use crate::policy::input::resource_input;
 use super::{DecisionLog, LogError, ResourcePolicy, ResourceRequest};
 
 /// [`PolicySet::evaluate_resource`] as a [`ResourcePolicy`]: the input is
-/// [`resource_input`] with the tenant and the attested claims (as `ear`).
+/// [`resource_input`] with the tenant, the attested EAR claims (as `ear`),
+/// and the model commitment (`attestor_model`) and receipt key
+/// (`attestor_receipt_key`) those claims carry: in the KBS flow the key bound
+/// into the evidence is the one the session presents.
 pub struct PolicySetAdapter(pub PolicySet);
 
 impl ResourcePolicy for PolicySetAdapter {
     fn decide(&self, request: &ResourceRequest<'_>) -> Result<String, Vec<Denial>> {
         let model = request
             .claims
-            .pointer("/model/commitment")
+            .get("attestor_model")
             .and_then(serde_json::Value::as_str);
+        let receipt_key = request.claims.get("attestor_receipt_key");
         let input = resource_input(
             request.path,
             Some(request.tenant),
             request.claims,
             model,
-            None,
+            receipt_key,
         );
         match self.0.evaluate_resource(&input) {
             Ok(d) if d.allow && d.reasons.is_empty() => Ok(d.policy_ids.join("+")),

@@ -14,10 +14,11 @@ use tower::ServiceExt as _;
 use verifier::audit::{AuditEntry, AuditLog, Decision, EntryKind};
 use verifier::broker::{
     Appraiser, Attested, Broker, BrokerConfig, BrokerParts, Clock, DecisionLog, LogError,
-    ResourcePolicy, ResourceRequest, SqliteResourceStore, Tee, router,
+    PolicySetAdapter, ResourcePolicy, ResourceRequest, SqliteResourceStore, Tee, router,
 };
 use verifier::denial::{Denial, DenialCode};
 use verifier::jwe::{self, Curve, FlattenedJwe, TeeSecretKey};
+use verifier::policy::PolicySet;
 use verifier::time::UnixTime;
 
 /// TEST ONLY. Stands in for the real appraiser: the "evidence" is
@@ -79,10 +80,14 @@ impl ResourcePolicy for TagPolicy {
     }
 }
 
+/// Keeps entries in memory; with `fail_allows`, refuses to record any allow.
 #[derive(Default)]
-struct MemLog(Mutex<Vec<AuditEntry>>);
+struct MemLog(Mutex<Vec<AuditEntry>>, bool);
 impl DecisionLog for MemLog {
     fn record(&self, e: &AuditEntry, _evidence: Option<&[u8]>) -> Result<(), LogError> {
+        if self.1 && e.decision == Decision::Allow && e.kind == EntryKind::Resource {
+            return Err(LogError("disk full".to_owned()));
+        }
         self.0.lock().unwrap().push(e.clone());
         Ok(())
     }
@@ -102,6 +107,10 @@ struct Kbs {
 }
 
 fn kbs() -> Kbs {
+    kbs_with(Arc::new(TagPolicy), Arc::new(MemLog::default()))
+}
+
+fn kbs_with(policy: Arc<dyn ResourcePolicy>, log: Arc<MemLog>) -> Kbs {
     let store = SqliteResourceStore::in_memory().unwrap();
     store
         .put("default", ["repo", "key", "model"], b"model-key-bytes")
@@ -112,13 +121,12 @@ fn kbs() -> Kbs {
     store
         .put("acme", ["repo", "key", "model"], b"acme-key")
         .unwrap();
-    let log = Arc::new(MemLog::default());
     let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
     let broker = Broker::new(
         BrokerConfig::default(),
         BrokerParts {
             appraiser: Arc::new(BindingOnlyTestAppraiser),
-            policy: Arc::new(TagPolicy),
+            policy,
             store: Arc::new(store),
             log: log.clone(),
             clock: clock.clone(),
@@ -564,4 +572,47 @@ async fn audit_log_adapter_records_every_request() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(audit.size().unwrap(), 4);
     audit.verify_all().unwrap();
+}
+
+/// An allow that cannot be logged is not released.
+#[tokio::test]
+async fn unloggable_release_is_refused() {
+    let k = kbs_with(
+        Arc::new(TagPolicy),
+        Arc::new(MemLog(Mutex::default(), true)),
+    );
+    let key = TeeSecretKey::generate(Curve::P256);
+    let cookie = attested_session(&k, &key, json!({})).await;
+    let r = send(
+        &k.app,
+        "GET",
+        "/kbs/v0/resource/repo/key/model",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_refused(&r, DenialCode::BrokerError);
+}
+
+/// The real production resource policy behind the adapter: a session whose
+/// claims are not a production EAR gets the policy's own codes.
+#[tokio::test]
+async fn policy_set_adapter_denies_with_policy_codes() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let set = PolicySet::load(&dir, "production").unwrap();
+    let k = kbs_with(Arc::new(PolicySetAdapter(set)), Arc::new(MemLog::default()));
+    let key = TeeSecretKey::generate(Curve::P256);
+    let cookie = attested_session(&k, &key, json!({})).await;
+    let r = send(
+        &k.app,
+        "GET",
+        "/kbs/v0/resource/repo/key/model",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_refused(&r, DenialCode::PolicyRejected);
+    let log = k.log.0.lock().unwrap();
+    assert_eq!(log.last().unwrap().decision, Decision::Deny);
+    assert_eq!(log.last().unwrap().reasons[0].code, "policy_rejected");
 }
