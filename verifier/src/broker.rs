@@ -20,7 +20,9 @@ mod adapters;
 mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -180,6 +182,8 @@ pub struct BrokerConfig {
     pub tenant_claim: String,
     /// The tenant when the claims name none.
     pub default_tenant: String,
+    /// How long one request may take (appraisal included) before it is refused.
+    pub request_timeout: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -189,6 +193,7 @@ impl Default for BrokerConfig {
             session_ttl_s: 300,
             tenant_claim: "/tenant".to_owned(),
             default_tenant: "default".to_owned(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -483,7 +488,7 @@ impl Broker {
     }
 
     /// `POST /kbs/v0/attest`.
-    fn attest(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+    fn attest(&self, headers: &HeaderMap, body: &[u8], abandoned: &AtomicBool) -> Response {
         let Some(id) = session_cookie(headers) else {
             let r = Refusal::one(
                 "UnAuthenticatedCookie",
@@ -493,7 +498,7 @@ impl Broker {
             self.log_deny("unauthenticated", EntryKind::Appraisal, None, &r);
             return r.into_response();
         };
-        match self.attest_session(&id, body) {
+        match self.attest_session(&id, body, abandoned) {
             Ok(token) => {
                 let mut resp =
                     (StatusCode::OK, axum::Json(json!({"token": token}))).into_response();
@@ -508,7 +513,12 @@ impl Broker {
         }
     }
 
-    fn attest_session(&self, id: &str, body: &[u8]) -> Result<String, Refusal> {
+    fn attest_session(
+        &self,
+        id: &str,
+        body: &[u8],
+        abandoned: &AtomicBool,
+    ) -> Result<String, Refusal> {
         let now = self.parts.clock.now();
         // Take the nonce and drop any earlier attestation: whatever happens
         // next, this session is attested only if this evidence passes.
@@ -612,6 +622,14 @@ impl Broker {
                 ),
             )
         })?;
+        // Checked under the sessions lock the timeout path also takes.
+        if abandoned.load(Ordering::SeqCst) {
+            return Err(Refusal::one(
+                "InternalError",
+                "request timed out",
+                broker_error("attestation abandoned after the request timed out"),
+            ));
+        }
         session.attested = Some(attested);
         Ok(token)
     }
@@ -749,27 +767,68 @@ fn overall_status(claims: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn blocking<F>(f: F) -> Response
+/// Runs a handler off the async threads, within the configured time. On a
+/// timeout the request is refused and abandoned: an attestation still in
+/// flight will not mark the session attested, and one that already did is
+/// revoked, so a timed-out request never leaves anything usable behind.
+async fn guarded<F>(b: Arc<Broker>, kind: EntryKind, headers: &HeaderMap, f: F) -> Response
 where
-    F: FnOnce() -> Response + Send + 'static,
+    F: FnOnce(&Broker, &AtomicBool) -> Response + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Refusal::one(
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (b, abandoned) = (b.clone(), abandoned.clone());
+        tokio::task::spawn_blocking(move || f(&b, &abandoned))
+    };
+    let refusal = match tokio::time::timeout(b.config.request_timeout, task).await {
+        Ok(Ok(r)) => return r,
+        Ok(Err(e)) => Refusal::one(
             "InternalError",
             "handler failed",
             broker_error(e.to_string()),
-        )
-        .into_response(),
+        ),
+        Err(_) => Refusal::one(
+            "InternalError",
+            "request timed out",
+            broker_error(format!(
+                "no answer within {} ms",
+                b.config.request_timeout.as_millis()
+            )),
+        ),
+    };
+    let id = session_cookie(headers);
+    {
+        let mut sessions = b.sessions();
+        abandoned.store(true, Ordering::SeqCst);
+        if kind == EntryKind::Appraisal
+            && let Some(s) = id.as_ref().and_then(|id| sessions.get_mut(id))
+        {
+            s.attested = None;
+        }
     }
+    b.log_deny(
+        id.as_deref().unwrap_or("unauthenticated"),
+        kind,
+        None,
+        &refusal,
+    );
+    refusal.into_response()
 }
 
 async fn auth_handler(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -> Response {
-    blocking(move || b.auth(&headers, &body)).await
+    let h = headers.clone();
+    guarded(b, EntryKind::Appraisal, &h, move |b, _| {
+        b.auth(&headers, &body)
+    })
+    .await
 }
 
 async fn attest_handler(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -> Response {
-    blocking(move || b.attest(&headers, &body)).await
+    let h = headers.clone();
+    guarded(b, EntryKind::Appraisal, &h, move |b, abandoned| {
+        b.attest(&headers, &body, abandoned)
+    })
+    .await
 }
 
 async fn resource_handler(
@@ -777,7 +836,11 @@ async fn resource_handler(
     Path((repo, kind, tag)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    blocking(move || b.resource(&headers, [&repo, &kind, &tag])).await
+    let h = headers.clone();
+    guarded(b, EntryKind::Resource, &h, move |b, _| {
+        b.resource(&headers, [&repo, &kind, &tag])
+    })
+    .await
 }
 
 /// The KBS routes under `/kbs/v0`.

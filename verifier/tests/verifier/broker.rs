@@ -38,6 +38,9 @@ impl Appraiser for BindingOnlyTestAppraiser {
         let v: Value = serde_json::from_slice(body).map_err(|_| bad("json"))?;
         let key = v["runtime-data"]["tee-pubkey"].clone();
         let ev = &v["tee-evidence"]["primary_evidence"];
+        if let Some(ms) = ev["sleep_ms"].as_u64() {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         if ev["refuse"] == true {
             return Err(vec![Denial::new(DenialCode::DebugEnabled, "debug on")]);
         }
@@ -111,6 +114,10 @@ fn kbs() -> Kbs {
 }
 
 fn kbs_with(policy: Arc<dyn ResourcePolicy>, log: Arc<MemLog>) -> Kbs {
+    let config = BrokerConfig {
+        request_timeout: std::time::Duration::from_millis(500),
+        ..BrokerConfig::default()
+    };
     let store = SqliteResourceStore::in_memory().unwrap();
     store
         .put("default", ["repo", "key", "model"], b"model-key-bytes")
@@ -123,7 +130,7 @@ fn kbs_with(policy: Arc<dyn ResourcePolicy>, log: Arc<MemLog>) -> Kbs {
         .unwrap();
     let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
     let broker = Broker::new(
-        BrokerConfig::default(),
+        config,
         BrokerParts {
             appraiser: Arc::new(BindingOnlyTestAppraiser),
             policy,
@@ -615,4 +622,27 @@ async fn policy_set_adapter_denies_with_policy_codes() {
     let log = k.log.0.lock().unwrap();
     assert_eq!(log.last().unwrap().decision, Decision::Deny);
     assert_eq!(log.last().unwrap().reasons[0].code, "policy_rejected");
+}
+
+/// An appraisal that outlives the request timeout is refused, and the
+/// session is not left attested when it finishes later.
+#[tokio::test]
+async fn timed_out_attestation_leaves_nothing_usable() {
+    let k = kbs();
+    let key = TeeSecretKey::generate(Curve::P256);
+    let (cookie, nonce) = auth(&k.app, None).await;
+    let body = attestation(&nonce, &key.public_jwk(), json!({"sleep_ms": 1500}));
+    let r = attest(&k.app, &cookie, body).await;
+    assert_refused(&r, DenialCode::BrokerError);
+    // Let the abandoned appraisal finish.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = send(
+        &k.app,
+        "GET",
+        "/kbs/v0/resource/repo/key/model",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_refused(&r, DenialCode::TokenMissing);
 }
