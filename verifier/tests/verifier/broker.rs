@@ -646,3 +646,56 @@ async fn timed_out_attestation_leaves_nothing_usable() {
     .await;
     assert_refused(&r, DenialCode::TokenMissing);
 }
+
+/// Over a real loopback socket with a stock HTTP client (reqwest), as a
+/// Trustee client would talk to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_listener_full_flow() {
+    let k = kbs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, k.app.clone()).into_future());
+    let key = TeeSecretKey::generate(Curve::P384);
+    let jwk = key.public_jwk();
+    let plain = tokio::task::spawn_blocking(move || {
+        let base = format!("http://{addr}/kbs/v0");
+        let client = reqwest::blocking::Client::new();
+        let r = client
+            .post(format!("{base}/auth"))
+            .header("content-type", "application/json")
+            .body(json!({"version": "0.4.0", "tee": "tdx", "extra-params": ""}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let nonce = serde_json::from_str::<Value>(&r.text().unwrap()).unwrap()["nonce"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = client
+            .post(format!("{base}/attest"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body(attestation(&nonce, &jwk, json!({})).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = client
+            .get(format!("{base}/resource/repo/key/model"))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        serde_json::from_str::<FlattenedJwe>(&r.text().unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(jwe::decrypt(&plain, &key).unwrap(), b"model-key-bytes");
+    server.abort();
+}
