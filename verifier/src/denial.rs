@@ -76,6 +76,14 @@ pub enum DenialCode {
     EarInvalid,
     /// The EAR is not the one the receipt names, or names another receipt key or nonce.
     EarMismatch,
+    // Key broker protocol (KBS).
+    SessionInvalid,
+    TokenMissing,
+    NonceReused,
+    NonceExpired,
+    ProtocolVersionMismatch,
+    ResourceNotFound,
+    BrokerError,
 }
 
 impl DenialCode {
@@ -131,6 +139,13 @@ impl DenialCode {
         Self::EvidenceDigestMismatch,
         Self::EarInvalid,
         Self::EarMismatch,
+        Self::SessionInvalid,
+        Self::TokenMissing,
+        Self::NonceReused,
+        Self::NonceExpired,
+        Self::ProtocolVersionMismatch,
+        Self::ResourceNotFound,
+        Self::BrokerError,
     ];
 
     /// The wire string. Written out; never change one.
@@ -186,6 +201,13 @@ impl DenialCode {
             Self::EvidenceDigestMismatch => "evidence_digest_mismatch",
             Self::EarInvalid => "ear_invalid",
             Self::EarMismatch => "ear_mismatch",
+            Self::SessionInvalid => "session_invalid",
+            Self::TokenMissing => "token_missing",
+            Self::NonceReused => "nonce_reused",
+            Self::NonceExpired => "nonce_expired",
+            Self::ProtocolVersionMismatch => "protocol_version_mismatch",
+            Self::ResourceNotFound => "resource_not_found",
+            Self::BrokerError => "broker_error",
         }
     }
 
@@ -414,6 +436,13 @@ mod tests {
             "evidence_digest_mismatch",
             "ear_invalid",
             "ear_mismatch",
+            "session_invalid",
+            "token_missing",
+            "nonce_reused",
+            "nonce_expired",
+            "protocol_version_mismatch",
+            "resource_not_found",
+            "broker_error",
         ];
         let actual: Vec<&str> = DenialCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(actual, pinned);

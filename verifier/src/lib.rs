@@ -6,6 +6,8 @@
 //! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
 //! - [`result`]: EAR attestation results (JWT, ES384).
 //! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
+//! - [`broker`]: the key broker, Trustee's KBS protocol over HTTP.
+//! - [`jwe`]: JWE (ECDH-ES+A256KW, A256GCM) to a TEE key, as the KBS releases secrets.
 //! - [`inspect`]: a reviewer's view inside any evidence file (no judgment).
 //! - [`trust`]: vendor roots built in, simulator roots only on request.
 //! - [`denial`]: stable reason codes with the offending values.
@@ -13,10 +15,12 @@
 
 pub mod appraise;
 pub mod audit;
+pub mod broker;
 pub mod check;
 pub mod collateral;
 pub mod denial;
 pub mod inspect;
+pub mod jwe;
 pub mod policy;
 pub mod result;
 pub mod time;

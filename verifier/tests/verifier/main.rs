@@ -6,9 +6,11 @@ mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
 mod audit;
+mod broker;
 mod check_cli;
 mod collateral;
 mod inspect_cli;
+mod jwe;
 mod pipeline;
 mod policy;
 
