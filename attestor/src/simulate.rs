@@ -28,6 +28,10 @@ pub struct EnvironmentSpec {
     pub gpu_params: Option<fn(&mut gpu_sim::GpuSimParams)>,
     /// Time the TDX collateral is issued at (Unix seconds).
     pub now_unix: u64,
+    /// The NVML confidential-computing mode each GPU entry reports
+    /// (`cc_mode`: "on", "devtools", "off"), as the collector records it;
+    /// `None` leaves it out. Like on real hardware, this value is not signed.
+    pub gpu_cc_mode: Option<String>,
 }
 
 impl EnvironmentSpec {
@@ -40,6 +44,7 @@ impl EnvironmentSpec {
             snp_params: None,
             gpu_params: None,
             now_unix,
+            gpu_cc_mode: Some("on".to_owned()),
         }
     }
 
@@ -80,6 +85,12 @@ pub fn environment(
         let gpu = gpu_sim::simulate(seed, &params)?;
         let mut entry = gpu.evidence_entry();
         entry.uuid = Some(format!("GPU-SIMULATED-{index:04}"));
+        if let Some(mode) = &spec.gpu_cc_mode {
+            entry.extra.insert(
+                "cc_mode".to_owned(),
+                serde_json::Value::String(mode.clone()),
+            );
+        }
         entries.push(entry);
     }
     let list = GpuEvidenceList::new(entries);
@@ -135,4 +146,36 @@ pub fn environment(
         vcek_der,
         tdx_collateral_json,
     })
+}
+
+/// Signed RIMs (driver, then VBIOS) for the simulated H100's untampered
+/// measurements, as the simulated NVIDIA RIM service would serve them: VBIOS
+/// indices 0–12 except 7, the driver the rest, as on real Hopper RIMs.
+pub fn gpu_rims(seed: &SimSeed) -> Result<Vec<String>, SimError> {
+    use crate::nvidia::rim::RimKind;
+    use crate::nvidia::rim::simulate::{SimRimSpec, simulate_rim};
+    let defaults = gpu_sim::GpuSimParams::new(crate::nvidia::report::SpdmNonce::new([0; 32]));
+    let mut driver = Vec::new();
+    let mut vbios = Vec::new();
+    for (block, value) in gpu_sim::golden_measurements(seed) {
+        if value == [0; 48] || block == 0 {
+            continue;
+        }
+        let index = block - 1;
+        if index <= 12 && index != 7 {
+            vbios.push((index, true, vec![value]));
+        } else {
+            driver.push((index, true, vec![value]));
+        }
+    }
+    Ok(vec![
+        simulate_rim(
+            seed,
+            &SimRimSpec::new(RimKind::Driver, &defaults.driver_version, driver),
+        )?,
+        simulate_rim(
+            seed,
+            &SimRimSpec::new(RimKind::Vbios, &defaults.vbios_version, vbios),
+        )?,
+    ])
 }

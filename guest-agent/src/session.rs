@@ -151,12 +151,24 @@ fn collect_hardware(runtime_data: RuntimeData) -> Result<EvidenceBundle, Session
     let entries: Vec<GpuEvidenceEntry> = gpus
         .into_iter()
         .map(|g| {
-            GpuEvidenceEntry::new(
+            // NVML's CC state, as collected (unauthenticated: the policy weighs it).
+            let mode = if g.cc.devtools_mode {
+                "devtools"
+            } else if g.cc.cc_feature {
+                "on"
+            } else {
+                "off"
+            };
+            let mut entry = GpuEvidenceEntry::new(
                 GpuArch::from_name(&g.arch),
                 Some(g.uuid),
                 g.report,
                 g.cert_chain_pem,
-            )
+            );
+            entry
+                .extra
+                .insert("cc_mode".into(), Value::String(mode.into()));
+            entry
         })
         .collect();
     let additional_evidence = if entries.is_empty() {

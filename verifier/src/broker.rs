@@ -17,6 +17,7 @@
 //! ciphertext.
 
 mod adapters;
+mod appraiser;
 mod store;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use crate::denial::{Denial, DenialCode, Detail};
 use crate::time::UnixTime;
 
 pub use adapters::PolicySetAdapter;
+pub use appraiser::PipelineAppraiser;
 pub use store::{SqliteResourceStore, StoreError};
 
 /// The protocol version accepted, exactly.

@@ -5,6 +5,7 @@
 //! - [`collateral`]: vendor collateral fetched into, and read offline from, a directory.
 //! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
 //! - [`result`]: EAR attestation results (JWT, ES384).
+//! - [`serve`]: `verifier serve`, the key broker wired to the pipeline, policy, store and audit log.
 //! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 //! - [`broker`]: the key broker, Trustee's KBS protocol over HTTP.
 //! - [`jwe`]: JWE (ECDH-ES+A256KW, A256GCM) to a TEE key, as the KBS releases secrets.
@@ -23,5 +24,6 @@ pub mod inspect;
 pub mod jwe;
 pub mod policy;
 pub mod result;
+pub mod serve;
 pub mod time;
 pub mod trust;

@@ -4,6 +4,9 @@
 //! - `check snp|tdx|gpu|rim …`: appraise one piece of evidence offline.
 //! - `collateral fetch …`: fetch vendor collateral into a cache directory.
 //! - `audit list|show|prove|verify …`: review the decision log offline.
+//! - `receipt verify RECEIPT --evidence BUNDLE …`: a receipt back to its evidence and EAR.
+//! - `serve [--dev] [--data DIR] [--listen ADDR]`: the key broker (KBS protocol).
+//! - `resource put --data DIR repo/type/tag FILE`: store a secret for the broker.
 //!
 //! Exit codes: 0 success (accepted, verifies), 1 denied or does not verify
 //! (every reason printed), 2 bad input or usage.
@@ -47,6 +50,26 @@ enum Command {
     /// Review the audit log of decisions.
     #[command(subcommand)]
     Audit(verifier::audit::cli::AuditCommand),
+    /// Inference receipts.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+    /// Run the key broker (Trustee KBS protocol 0.4.0 over HTTP).
+    Serve(verifier::serve::ServeArgs),
+    /// Secrets the broker releases.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Follow a receipt back to its evidence and EAR: exit 0 only when every link holds.
+    Verify(verifier::appraise::bundle::cli::ReceiptVerifyArgs),
+}
+
+#[derive(Subcommand)]
+enum ResourceCommand {
+    /// Store a secret in the broker's data directory.
+    Put(verifier::serve::ResourcePutArgs),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +119,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check(cmd) => verifier::check::run_check(cmd),
         Command::Audit(cmd) => verifier::audit::cli::run_audit(cmd),
+        Command::Receipt(ReceiptCommand::Verify(args)) => {
+            verifier::appraise::bundle::cli::run_receipt_verify(&args)
+        }
+        Command::Serve(args) => verifier::serve::serve(&args).map(|()| ExitCode::SUCCESS),
+        Command::Resource(ResourceCommand::Put(args)) => {
+            verifier::serve::resource_put(&args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Collateral(CollateralCommand::Fetch {
             out,
             snp_report,

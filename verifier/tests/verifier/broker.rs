@@ -146,14 +146,14 @@ fn kbs_with(policy: Arc<dyn ResourcePolicy>, log: Arc<MemLog>) -> Kbs {
     }
 }
 
-struct Resp {
-    status: StatusCode,
-    cookie: Option<String>,
-    content_type: String,
-    body: Value,
+pub(crate) struct Resp {
+    pub(crate) status: StatusCode,
+    pub(crate) cookie: Option<String>,
+    pub(crate) content_type: String,
+    pub(crate) body: Value,
 }
 
-async fn send(
+pub(crate) async fn send(
     app: &Router,
     method: &str,
     uri: &str,
@@ -200,7 +200,7 @@ async fn send(
     }
 }
 
-async fn auth(app: &Router, cookie: Option<&str>) -> (String, String) {
+pub(crate) async fn auth(app: &Router, cookie: Option<&str>) -> (String, String) {
     let r = send(
         app,
         "POST",

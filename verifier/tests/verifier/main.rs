@@ -11,6 +11,7 @@ mod check_cli;
 mod collateral;
 mod inspect_cli;
 mod jwe;
+mod kbs_e2e;
 mod pipeline;
 mod policy;
 

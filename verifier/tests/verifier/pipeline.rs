@@ -358,9 +358,10 @@ fn broken_receipt_links_are_named() {
 
 #[test]
 fn simulator_bundle_without_cc_mode_is_refused_by_gpu_policy() {
-    // `attestor::simulate::environment` as is: cryptographically sound, but
-    // its GPU entry carries no NVML `cc_mode`, so the GPU policy cannot affirm.
-    let spec = EnvironmentSpec::snp_h100(u64::try_from(NOW).unwrap());
+    // Cryptographically sound, but the GPU entry carries no NVML `cc_mode`,
+    // so the GPU policy cannot affirm (fail closed on a missing fact).
+    let mut spec = EnvironmentSpec::snp_h100(u64::try_from(NOW).unwrap());
+    spec.gpu_cc_mode = None;
     let env = environment(&SimSeed::DEFAULT, &spec, runtime_data(&receipt_key(7))).unwrap();
     let a = development()
         .appraise_bundle(&env.bundle, &collateral(), Some(NONCE), now())
