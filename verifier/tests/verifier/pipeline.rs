@@ -8,8 +8,6 @@ use attestor::binding::{RuntimeData, nvidia_additional_evidence};
 use attestor::evidence::{EvidenceBundle, PrimaryEvidence, SnpEvidence};
 use attestor::nvidia::evidence::GpuEvidenceList;
 use attestor::nvidia::report::SpdmNonce;
-use attestor::nvidia::rim::{RimKind, SimRimSpec, simulate_rim};
-use attestor::nvidia::simulate::golden_measurements;
 use attestor::nvidia::simulate::{GpuSimParams, simulate as gpu_simulate};
 use attestor::receipt::{
     AgentBuild, ClaimFacts, DecisionStatus, Decoding, EarStatus, Generation, PolicyDecision,
@@ -103,31 +101,12 @@ fn bundle() -> &'static EvidenceBundle {
 
 /// Simulated driver and VBIOS RIMs from the simulator's golden values.
 fn collateral() -> BundleCollateral {
-    let mut driver = Vec::new();
-    let mut vbios = Vec::new();
-    for (block, value) in golden_measurements(&SimSeed::DEFAULT) {
-        if value == [0; 48] {
-            continue;
-        }
-        let index = block - 1;
-        if index <= 12 && index != 7 {
-            vbios.push((index, true, vec![value]));
-        } else {
-            driver.push((index, true, vec![value]));
-        }
-    }
-    let d = simulate_rim(
-        &SimSeed::DEFAULT,
-        &SimRimSpec::new(RimKind::Driver, "550.90.07", driver),
-    )
-    .unwrap();
-    let v = simulate_rim(
-        &SimSeed::DEFAULT,
-        &SimRimSpec::new(RimKind::Vbios, "96.00.9F.00.01", vbios),
-    )
-    .unwrap();
     BundleCollateral {
-        gpu_rims: vec![d.into_bytes(), v.into_bytes()],
+        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
+            .unwrap()
+            .into_iter()
+            .map(String::into_bytes)
+            .collect(),
         ..BundleCollateral::default()
     }
 }
