@@ -335,22 +335,14 @@ impl Agent {
                     "served without an accepting appraisal: no verifier has appraised this session"
                         .into(),
                 );
-                match self.sign(draft) {
-                    Ok(receipt) => Ok(Receipted {
-                        output: Generated {
-                            text: g.text,
-                            token_ids: g.token_ids,
-                        },
-                        receipt,
-                        salt,
-                    }),
-                    // The output is withheld: no receipt, no response.
-                    Err(e) => Err(Refusal {
-                        kind: RefusalKind::Internal,
-                        message: e.to_string(),
-                        receipt: None,
-                    }),
-                }
+                self.sign_output(
+                    draft,
+                    salt,
+                    Generated {
+                        text: g.text,
+                        token_ids: g.token_ids,
+                    },
+                )
             }
             Err(e) => Err(self.refuse(
                 infer_kind(&e),
@@ -414,18 +406,7 @@ impl Agent {
                     "served without an accepting appraisal: no verifier has appraised this session"
                         .into(),
                 );
-                match self.sign(draft) {
-                    Ok(receipt) => Ok(Receipted {
-                        output: vectors,
-                        receipt,
-                        salt,
-                    }),
-                    Err(e) => Err(Refusal {
-                        kind: RefusalKind::Internal,
-                        message: e.to_string(),
-                        receipt: None,
-                    }),
-                }
+                self.sign_output(draft, salt, vectors)
             }
             Err(e) => Err(self.refuse(
                 infer_kind(&e),
@@ -513,6 +494,28 @@ impl Agent {
             policy_decision: PolicyDecision { status, reason },
             allowed_claim: allowed_claim(&facts),
             blocked_claims: blocked_claims(simulated),
+        }
+    }
+
+    /// Signs the receipt for a served output; when signing fails the output is
+    /// withheld: no receipt, no response.
+    fn sign_output<T>(
+        &self,
+        draft: ReceiptDraft,
+        salt: Salt,
+        output: T,
+    ) -> Result<Receipted<T>, Refusal> {
+        match self.sign(draft) {
+            Ok(receipt) => Ok(Receipted {
+                output,
+                receipt,
+                salt,
+            }),
+            Err(e) => Err(Refusal {
+                kind: RefusalKind::Internal,
+                message: e.to_string(),
+                receipt: None,
+            }),
         }
     }
 
