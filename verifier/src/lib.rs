@@ -8,7 +8,8 @@
 //! - [`serve`]: `verifier serve`, the key broker wired to the pipeline, policy, store and audit log.
 //! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 //! - [`broker`]: the key broker, Trustee's KBS protocol over HTTP.
-//! - [`jwe`]: JWE (ECDH-ES+A256KW, A256GCM) to a TEE key, as the KBS releases secrets.
+//! - [`jwe`]: JWE (ECDH-ES+A256KW, A256GCM) to a TEE key, as the KBS releases secrets
+//!   (re-exported from `attestor::jwe`, which the guest agent shares).
 //! - [`inspect`]: a reviewer's view inside any evidence file (no judgment).
 //! - [`trust`]: vendor roots built in, simulator roots only on request.
 //! - [`denial`]: stable reason codes with the offending values.
@@ -21,7 +22,7 @@ pub mod check;
 pub mod collateral;
 pub mod denial;
 pub mod inspect;
-pub mod jwe;
+pub use attestor::jwe;
 pub mod policy;
 pub mod result;
 pub mod serve;
