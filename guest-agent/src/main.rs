@@ -16,12 +16,17 @@
 //! - `embed --model PATH [--danger-simulate] [--json] TEXT...`: the same with
 //!   `embedding` (one vector per text) in place of `text` and `token_ids`.
 //! - `serve --config FILE`: the gRPC `GuestAgent` service (config:
-//!   [`guest_agent::agent::AgentConfig`]).
+//!   [`guest_agent::agent::AgentConfig`]). With a `[verifier]` table it first
+//!   attests through the key broker (and fetches `model_key` when set), then
+//!   re-attests every `refresh_secs`. Once serving it prints exactly one line
+//!   on stdout: `guest-agent: listening on http://ADDR`.
 //!
-//! Exit codes: 0 success, 2 error.
+//! Exit codes: 0 success, 2 error, 3 the key broker denied at start (stderr:
+//! `key broker denied: <code>[, <code>…]: <detail>`, then the JSON body).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -155,6 +160,17 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(e @ guest_agent::kbs::KbsError::Denied { body, .. }) =
+                err.downcast_ref::<guest_agent::kbs::KbsError>()
+            {
+                eprintln!("{e}");
+                let pretty = serde_json::from_str::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| body.clone());
+                eprintln!("{pretty}");
+                return ExitCode::from(3);
+            }
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
@@ -272,27 +288,79 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         .listen
         .parse()
         .with_context(|| format!("listen address {:?}", config.listen))?;
-    let loaded = model::load_and_hash(&config.model, Progress::Auto)
-        .with_context(|| format!("hashing model {}", config.model.display()))?;
-    let agent = Agent::start(
-        &loaded,
-        config.kind,
-        &evidence_source(config.danger_simulate),
-    )?;
-    drop(loaded);
-    let service = guest_agent::service::AgentService::new(std::sync::Arc::new(agent));
+    let source = evidence_source(config.danger_simulate);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    eprintln!("serving GuestAgent on {addr}");
-    runtime.block_on(
+    runtime.block_on(async move {
+        let loaded = model::load_and_hash(&config.model, Progress::Auto)
+            .with_context(|| format!("hashing model {}", config.model.display()))?;
+        let agent = match &config.verifier {
+            None => Arc::new(Agent::start(&loaded, config.kind, &source)?),
+            Some(v) => {
+                let (agent, attester) = attested_agent(v, &loaded, config.kind, source).await?;
+                let agent = Arc::new(agent);
+                tokio::spawn(guest_agent::kbs::keep_attested(
+                    Arc::clone(&agent),
+                    attester,
+                    std::time::Duration::from_secs(v.refresh_secs),
+                ));
+                agent
+            }
+        };
+        drop(loaded);
+        let service = guest_agent::service::AgentService::new(agent);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        println!("guest-agent: listening on http://{local}");
+        std::io::Write::flush(&mut std::io::stdout())?;
         tonic::transport::Server::builder()
             .add_service(proto::v1::guest_agent_server::GuestAgentServer::new(
                 service,
             ))
-            .serve(addr),
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .context("serving")
+    })
+}
+
+/// Attests a fresh session through the key broker for the loaded model,
+/// fetches `model_key` when one is configured, and builds the agent.
+async fn attested_agent(
+    v: &guest_agent::agent::VerifierConfig,
+    loaded: &LoadedModel,
+    kind: guest_agent::agent::ModelKind,
+    source: guest_agent::session::EvidenceSource,
+) -> anyhow::Result<(guest_agent::agent::Agent, guest_agent::kbs::KbsAttester)> {
+    use guest_agent::kbs::{KbsAttester, KbsClient};
+    let ear_key = guest_agent::ear::EarKey::read(&v.ear_key)?;
+    let session = guest_agent::session::Session::new();
+    let commitment = loaded.commitment.to_string();
+    let mut attester = KbsAttester::new(KbsClient::new(&v.url)?, ear_key, source, commitment);
+    let attestation = attester.attest(&session).await?;
+    eprintln!(
+        "guest-agent: attested to {}: EAR {:?} (roots {}), valid until {} (Unix time)",
+        v.url, attestation.ear.status, attestation.ear.roots, attestation.ear.exp
+    );
+    if let Some(path) = &v.model_key {
+        // A plain model needs no key; fetching it proves the broker's
+        // resource policy releases it to this session. The bytes are dropped.
+        let secret = attester.get_resource(path, &session).await?;
+        eprintln!(
+            "guest-agent: key broker released {path} ({} bytes)",
+            secret.len()
+        );
+    }
+    let agent = guest_agent::agent::Agent::start_attested(
+        session,
+        loaded,
+        kind,
+        attestation,
+        v.on_not_affirming,
     )?;
-    Ok(())
+    Ok((agent, attester))
 }
 
 fn attest(args: &AttestArgs) -> anyhow::Result<()> {

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod infer;
+mod kbs;
 mod model;
 mod service;
