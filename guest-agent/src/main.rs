@@ -61,7 +61,8 @@ enum Command {
     Embed(EmbedArgs),
     /// Serve the GuestAgent gRPC service.
     Serve {
-        /// TOML config: listen, model, kind, danger_simulate.
+        /// TOML config: listen, model, kind, danger_simulate, and an optional
+        /// [verifier] table (url, ear_key, model_key, refresh_secs, on_not_affirming).
         #[arg(long)]
         config: PathBuf,
     },

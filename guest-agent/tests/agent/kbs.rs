@@ -499,3 +499,93 @@ async fn serve_cli_attests_then_listens_or_exits_3_on_a_denial() {
         attestor::evidence::EvidenceBundle::from_json(s.evidence_bundle_json.as_bytes()).unwrap();
     assert_eq!(bundle.runtime_data.model(), Some(commitment.as_str()));
 }
+
+/// Every check of `ear::verify`, one change at a time, over a real result
+/// re-signed with a key of ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_ear_check_refuses_its_own_tampering() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use guest_agent::ear::{Expected, verify as verify_ear};
+    use verifier::result::{EarClaims, public_jwk, sign_claims};
+
+    let model = tiny_model();
+    let commitment = model.loaded.commitment.to_string();
+    let b = broker("development", Some(&commitment)).await;
+    let session = Session::new();
+    let a = b.attester(&model.loaded).attest(&session).await.unwrap();
+    let payload = a.ear.token.split('.').nth(1).unwrap();
+    let claims: EarClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let ours = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let key = EarKey::from_jwk(&public_jwk(ours.verifying_key())).unwrap();
+    let receipt_key = session.receipt_key_jwk();
+    let expected = Expected {
+        nonce: a.bundle.runtime_data.nonce(),
+        receipt_key: &receipt_key,
+        model: &commitment,
+    };
+    let now = guest_agent::kbs::unix_now();
+    let check = |c: &EarClaims| verify_ear(&sign_claims(c, &ours).unwrap(), &key, &expected, now);
+
+    let ok = check(&claims).unwrap();
+    assert_eq!(ok.status, EarStatus::Affirming);
+    assert_eq!(i64::try_from(ok.exp).unwrap(), claims.exp);
+    // The broker's own token does not verify with our key.
+    assert!(matches!(
+        verify_ear(&a.ear.token, &key, &expected, now),
+        Err(EarError::Jws(_))
+    ));
+
+    let mut c = claims.clone();
+    c.exp = i64::try_from(now).unwrap();
+    assert!(matches!(check(&c), Err(EarError::Expired { exp, .. }) if exp == c.exp));
+    let mut c = claims.clone();
+    c.iat = i64::try_from(now + 3600).unwrap();
+    assert!(matches!(check(&c), Err(EarError::NotYetValid { .. })));
+    let mut c = claims.clone();
+    c.eat_nonce = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    let Err(EarError::Nonce {
+        expected: want,
+        found,
+    }) = check(&c)
+    else {
+        panic!("another nonce accepted");
+    };
+    assert_eq!(found, c.eat_nonce);
+    assert_eq!(want, claims.eat_nonce);
+    let mut c = claims.clone();
+    c.attestor_model = Some(REFERENCE_MODEL.into());
+    let Err(EarError::Model { found, .. }) = check(&c) else {
+        panic!("another model accepted");
+    };
+    assert_eq!(found.as_deref(), Some(REFERENCE_MODEL));
+    let mut c = claims.clone();
+    c.attestor_receipt_key = Some(Session::new().receipt_key_jwk());
+    assert!(matches!(
+        check(&c),
+        Err(EarError::ReceiptKey { found: Some(_), .. })
+    ));
+    let mut c = claims.clone();
+    c.attestor_receipt_key = None;
+    assert!(matches!(
+        check(&c),
+        Err(EarError::ReceiptKey { found: None, .. })
+    ));
+    let mut c = claims.clone();
+    c.eat_profile = "tag:example,2026:other".into();
+    assert!(matches!(check(&c), Err(EarError::Profile { .. })));
+
+    // One flipped signature byte.
+    let token = sign_claims(&claims, &ours).unwrap();
+    let (head, sig) = token.rsplit_once('.').unwrap();
+    let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    raw[10] ^= 1;
+    let bad = format!("{head}.{}", URL_SAFE_NO_PAD.encode(raw));
+    assert!(matches!(
+        verify_ear(&bad, &key, &expected, now),
+        Err(EarError::Jws(
+            attestor::receipt::ReceiptError::SignatureInvalid
+        ))
+    ));
+}
