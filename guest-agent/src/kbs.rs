@@ -422,6 +422,70 @@ impl KbsAttester {
     }
 }
 
+/// Why an attested agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The key broker refused, could not be reached, or its result did not verify.
+    #[error(transparent)]
+    Kbs(#[from] KbsError),
+    /// The model could not be read, hashed or opened.
+    #[error("model {path}: {source}")]
+    Model {
+        /// The model path.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::model::ModelError,
+    },
+    /// The agent could not be built over the loaded model.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+}
+
+/// Starts an agent attested through the key broker of `config` (the
+/// `[verifier]` table): fresh session keys; the model hashed; attest with
+/// its commitment; the `model_key` resource fetched when one is configured
+/// (a plain model needs no key: fetching it only proves the broker's
+/// resource policy releases it to this session, and the bytes are dropped);
+/// then the engine. Returns the agent and the attester to re-attest with.
+pub async fn start_attested_agent(
+    config: &crate::agent::VerifierConfig,
+    model: &std::path::Path,
+    kind: crate::agent::ModelKind,
+    source: EvidenceSource,
+    progress: crate::model::Progress,
+) -> Result<(crate::agent::Agent, KbsAttester), StartError> {
+    let model_err = |source| StartError::Model {
+        path: model.display().to_string(),
+        source,
+    };
+    let ear_key = EarKey::read(&config.ear_key).map_err(KbsError::Ear)?;
+    let session = Session::new();
+    let loaded = crate::model::load_and_hash(model, progress).map_err(model_err)?;
+    let commitment = loaded.commitment.to_string();
+    let mut attester = KbsAttester::new(KbsClient::new(&config.url)?, ear_key, source, commitment);
+    let attestation = attester.attest(&session).await?;
+    eprintln!(
+        "guest-agent: attested to {}: EAR {:?} (roots {}), valid until {} (Unix time)",
+        config.url, attestation.ear.status, attestation.ear.roots, attestation.ear.exp
+    );
+    if let Some(path) = &config.model_key {
+        let secret = attester.get_resource(path, &session).await?;
+        eprintln!(
+            "guest-agent: key broker released {path} ({} bytes)",
+            secret.len()
+        );
+    }
+    let agent = crate::agent::Agent::start_attested(
+        session,
+        &loaded,
+        kind,
+        attestation,
+        config.on_not_affirming,
+    )?;
+    Ok((agent, attester))
+}
+
 /// How long to wait before the next re-attestation: `refresh`, but no later
 /// than 80% of the way to the current result's expiry (so a fresh result is
 /// in place before the old one lapses), and soon (at most

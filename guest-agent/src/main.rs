@@ -161,9 +161,12 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            if let Some(e @ guest_agent::kbs::KbsError::Denied { body, .. }) =
-                err.downcast_ref::<guest_agent::kbs::KbsError>()
-            {
+            use guest_agent::kbs::{KbsError, StartError};
+            let denied = match err.downcast_ref::<StartError>() {
+                Some(StartError::Kbs(e)) => Some(e),
+                _ => err.downcast_ref::<KbsError>(),
+            };
+            if let Some(e @ KbsError::Denied { body, .. }) = denied {
                 eprintln!("{e}");
                 let pretty = serde_json::from_str::<serde_json::Value>(body)
                     .ok()
@@ -294,12 +297,21 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let loaded = model::load_and_hash(&config.model, Progress::Auto)
-            .with_context(|| format!("hashing model {}", config.model.display()))?;
         let agent = match &config.verifier {
-            None => Arc::new(Agent::start(&loaded, config.kind, &source)?),
+            None => {
+                let loaded = model::load_and_hash(&config.model, Progress::Auto)
+                    .with_context(|| format!("hashing model {}", config.model.display()))?;
+                Arc::new(Agent::start(&loaded, config.kind, &source)?)
+            }
             Some(v) => {
-                let (agent, attester) = attested_agent(v, &loaded, config.kind, source).await?;
+                let (agent, attester) = guest_agent::kbs::start_attested_agent(
+                    v,
+                    &config.model,
+                    config.kind,
+                    source,
+                    Progress::Auto,
+                )
+                .await?;
                 let agent = Arc::new(agent);
                 tokio::spawn(guest_agent::kbs::keep_attested(
                     Arc::clone(&agent),
@@ -309,7 +321,6 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
                 agent
             }
         };
-        drop(loaded);
         let service = guest_agent::service::AgentService::new(agent);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -325,43 +336,6 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
             .await
             .context("serving")
     })
-}
-
-/// Attests a fresh session through the key broker for the loaded model,
-/// fetches `model_key` when one is configured, and builds the agent.
-async fn attested_agent(
-    v: &guest_agent::agent::VerifierConfig,
-    loaded: &LoadedModel,
-    kind: guest_agent::agent::ModelKind,
-    source: guest_agent::session::EvidenceSource,
-) -> anyhow::Result<(guest_agent::agent::Agent, guest_agent::kbs::KbsAttester)> {
-    use guest_agent::kbs::{KbsAttester, KbsClient};
-    let ear_key = guest_agent::ear::EarKey::read(&v.ear_key)?;
-    let session = guest_agent::session::Session::new();
-    let commitment = loaded.commitment.to_string();
-    let mut attester = KbsAttester::new(KbsClient::new(&v.url)?, ear_key, source, commitment);
-    let attestation = attester.attest(&session).await?;
-    eprintln!(
-        "guest-agent: attested to {}: EAR {:?} (roots {}), valid until {} (Unix time)",
-        v.url, attestation.ear.status, attestation.ear.roots, attestation.ear.exp
-    );
-    if let Some(path) = &v.model_key {
-        // A plain model needs no key; fetching it proves the broker's
-        // resource policy releases it to this session. The bytes are dropped.
-        let secret = attester.get_resource(path, &session).await?;
-        eprintln!(
-            "guest-agent: key broker released {path} ({} bytes)",
-            secret.len()
-        );
-    }
-    let agent = guest_agent::agent::Agent::start_attested(
-        session,
-        loaded,
-        kind,
-        attestation,
-        v.on_not_affirming,
-    )?;
-    Ok((agent, attester))
 }
 
 fn attest(args: &AttestArgs) -> anyhow::Result<()> {
