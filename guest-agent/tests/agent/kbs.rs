@@ -589,3 +589,73 @@ async fn each_ear_check_refuses_its_own_tampering() {
         ))
     ));
 }
+
+/// The schedule: re-attestation replaces the result; a failed one (broker
+/// gone) leaves the agent refusing until a later one succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_attestation_keeps_the_result_fresh_and_a_failure_stops_serving() {
+    let model = tiny_model();
+    let b = broker("development", Some(&model.loaded.commitment.to_string())).await;
+    let (agent, first) = attested_agent(&b, &model, OnNotAffirming::Refuse).await;
+    let task = tokio::spawn(guest_agent::kbs::keep_attested(
+        Arc::clone(&agent),
+        b.attester(&model.loaded),
+        Duration::from_secs(1),
+    ));
+    let mut renewed = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Some(t) = agent.ear_token().filter(|t| *t != first.ear.token) {
+            renewed = Some(t);
+            break;
+        }
+    }
+    task.abort();
+    let renewed = renewed.expect("no re-attestation within 10 s");
+    assert_ne!(agent.bundle().digest(), first.bundle.digest());
+    let out = agent.generate("", "the sea", 3).unwrap();
+    let claims = verify(&out.receipt.compact, &agent.receipt_jwk()).unwrap();
+    assert_eq!(
+        claims.session.ear_digest.unwrap().to_string(),
+        format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(renewed.as_bytes()))
+        )
+    );
+
+    // A broker that is gone: nothing listens on this port any more.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let attester = KbsAttester::new(
+        KbsClient::new(&format!("http://{dead}")).unwrap(),
+        b.ear_key(),
+        simulate(),
+        model.loaded.commitment.to_string(),
+    );
+    let task = tokio::spawn(guest_agent::kbs::keep_attested(
+        Arc::clone(&agent),
+        attester,
+        Duration::from_secs(1),
+    ));
+    let mut refused = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Err(r) = agent.generate("", "the sea", 3) {
+            refused = Some(r);
+            break;
+        }
+    }
+    task.abort();
+    let refusal = refused.expect("still serving 10 s after the broker went away");
+    assert_eq!(refusal.kind, RefusalKind::NotAttested);
+    assert!(
+        refusal
+            .message
+            .starts_with("not serving: the latest attestation failed: http://"),
+        "{}",
+        refusal.message
+    );
+    assert_eq!(agent.ear_token(), None);
+}
