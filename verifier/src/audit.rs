@@ -25,6 +25,8 @@ pub mod cli;
 pub mod entry;
 pub mod merkle;
 pub mod proof;
+pub mod reappraise;
+mod remote;
 mod store;
 
 use std::io::Write as _;

@@ -509,9 +509,29 @@ impl Broker {
                 resp
             }
             Err(r) => {
-                self.log_deny(&id, EntryKind::Appraisal, None, &r);
+                self.log_attest_deny(&id, body, &r);
                 r.into_response()
             }
+        }
+    }
+
+    /// Logs a refused attestation with its raw body stored by digest, so a
+    /// reviewer can re-appraise a deny as well as an allow. When the body
+    /// cannot be stored, the deny is still logged (without it).
+    fn log_attest_deny(&self, request_id: &str, body: &[u8], r: &Refusal) {
+        if body.is_empty() {
+            return self.log_deny(request_id, EntryKind::Appraisal, None, r);
+        }
+        let mut entry = AuditEntry::new(
+            self.parts.clock.now(),
+            request_id,
+            EntryKind::Appraisal,
+            Decision::Deny,
+        );
+        entry.evidence_digest = Some(sha256_label(body));
+        entry.reasons = r.denials.iter().map(to_reason).collect();
+        if self.parts.log.record(&entry, Some(body)).is_err() {
+            self.log_deny(request_id, EntryKind::Appraisal, None, r);
         }
     }
 
