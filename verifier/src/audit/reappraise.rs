@@ -174,8 +174,10 @@ pub fn run_reappraise(args: &ReappraiseArgs, out: &mut dyn Write) -> anyhow::Res
     let status_differs = entry.ear_status.is_some() && status != entry.ear_status;
     let identical =
         decision == entry.decision && !status_differs && added.is_empty() && removed.is_empty();
+    // Ids are compared as sets: the broker records them in EAR submodule order.
+    let id_set = |ids: &str| ids.split('+').map(str::to_owned).collect::<BTreeSet<_>>();
     let policy_changed = match (&entry.policy_id, &policy_ids) {
-        (Some(was), Some(now)) => was != now,
+        (Some(was), Some(now)) => id_set(was) != id_set(now),
         _ => false,
     };
 

@@ -486,7 +486,7 @@ fn kbs_http_routes_work_on_the_grpc_port() {
     assert_eq!(status, 404);
 
     // The KBS attestation stored its evidence: re-appraise it (its TEE comes
-    // from the evidence's shape; the KBS entry records no policy set).
+    // from the evidence's shape, its policy set from the recorded policy ids).
     let log = verifier::audit::AuditLog::open_existing(&server.audit_dir()).unwrap();
     let (n, entry) = log
         .entries(&verifier::audit::EntryFilter::default())
@@ -510,8 +510,19 @@ fn kbs_http_routes_work_on_the_grpc_port() {
     assert!(log.evidence(&digest).unwrap().is_some());
     log.verify_all().unwrap();
     let at = entry.time.to_rfc3339();
-    let (code, out) = reappraise(server.dir.path(), n, &at, Some("development"));
+    assert_eq!(entry.ear_status.as_deref(), Some("affirming"));
+    assert!(
+        entry
+            .policy_id
+            .as_deref()
+            .unwrap()
+            .starts_with("development/cpu@sha256:"),
+        "{entry:#?}"
+    );
+    let (code, out) = reappraise(server.dir.path(), n, &at, None);
     assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("recorded allow (affirming)"), "{out}");
+    assert!(!out.contains("policy texts differ"), "{out}");
     assert!(out.contains("identical: allow (affirming)"), "{out}");
 }
 
