@@ -364,14 +364,14 @@ impl Inner {
             kind: None,
             since,
         };
-        let mut matching = self
-            .log
-            .entries(&filter)?
-            .into_iter()
-            .filter(|(i, _)| *i >= req.start && *i < tree_size);
-        let page: Vec<(u64, AuditEntry)> = matching.by_ref().take(limit).collect();
-        let next_start = match (matching.next(), page.last()) {
-            (Some(_), Some((last, _))) => last.saturating_add(1),
+        let (mut page, mut more) = self.log.entries_page(&filter, req.start, limit)?;
+        // Entries appended after the size was read belong to the next call.
+        if page.iter().any(|(i, _)| *i >= tree_size) {
+            page.retain(|(i, _)| *i < tree_size);
+            more = false;
+        }
+        let next_start = match (more, page.last()) {
+            (true, Some((last, _))) => last.saturating_add(1),
             _ => tree_size,
         };
         let entries = page
@@ -409,5 +409,66 @@ pub fn wire_denial(d: &Denial) -> WireDenial {
         field: r.field.unwrap_or_default(),
         expected: r.expected.unwrap_or_default(),
         found: r.found.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::denial::DenialCode;
+
+    #[test]
+    fn grpc_is_told_by_content_type() {
+        let mut h = HeaderMap::new();
+        assert!(!is_grpc(&h));
+        for (ct, grpc) in [
+            ("application/grpc", true),
+            ("application/grpc+proto", true),
+            ("application/json", false),
+            ("text/plain", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            assert_eq!(is_grpc(&h), grpc, "{ct}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_statuses() {
+        let code = |e: ServiceError| Status::from(e).code();
+        assert_eq!(
+            code(ServiceError::InvalidArgument("x".into())),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            code(ServiceError::Audit(AuditError::NoSuchEntry {
+                index: 3,
+                size: 1
+            })),
+            tonic::Code::NotFound
+        );
+        assert_eq!(
+            code(ServiceError::Audit(AuditError::Poisoned)),
+            tonic::Code::Internal
+        );
+    }
+
+    #[test]
+    fn wire_denials_carry_the_values() {
+        let d = wire_denial(&Denial::mismatch(
+            DenialCode::NonceMismatch,
+            "nonce differs",
+            "runtime_data.nonce",
+            "a",
+            "b",
+        ));
+        assert_eq!(
+            (
+                d.code.as_str(),
+                d.field.as_str(),
+                d.expected.as_str(),
+                d.found.as_str()
+            ),
+            ("nonce_mismatch", "runtime_data.nonce", "a", "b")
+        );
     }
 }

@@ -484,6 +484,17 @@ fn kbs_http_routes_work_on_the_grpc_port() {
             .status()
     });
     assert_eq!(status, 404);
+    // Routing is by content type: a gRPC path asked over plain HTTP is not gRPC.
+    let status = server.runtime.block_on(async {
+        http.post(format!("{url}/attestor.v1.Verifier/AuditCheckpoint"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 404);
 
     // The KBS attestation stored its evidence: re-appraise it (its TEE comes
     // from the evidence's shape, its policy set from the recorded policy ids).
