@@ -321,6 +321,20 @@ fn appraise_verify_receipt_and_read_the_log_over_grpc() {
         first["evidence_digest"],
         attestor::digest::Sha256Digest::of(b.to_json_pretty().as_bytes()).prefixed()
     );
+    let since = |c: &mut VerifierClient<Channel>, since: &str| {
+        server
+            .runtime
+            .block_on(c.audit_entries(AuditEntriesRequest {
+                since: since.to_owned(),
+                ..AuditEntriesRequest::default()
+            }))
+            .unwrap()
+            .into_inner()
+            .entries
+            .len()
+    };
+    assert_eq!(since(&mut c, "2020-01-01T00:00:00Z"), 3);
+    assert_eq!(since(&mut c, "2999-01-01T00:00:00Z"), 0);
     let denies = list(&mut c, 0, 0, "deny");
     assert_eq!(
         denies.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
@@ -641,6 +655,31 @@ fn reviewer_cli_over_the_network_and_reappraise() {
     assert_eq!(code, ExitCode::from(1), "{out}");
     assert!(out.contains("decision  allow -> deny"), "{out}");
     assert!(out.contains("+ cert_expired"), "{out}");
+    let (code, out) = cli(AuditCommand::Reappraise(ReappraiseArgs {
+        data: server.dir.path().to_owned(),
+        n: allowed.audit_index,
+        at: Some("2050-06-01T00:00:00Z".to_owned()),
+        json: true,
+        policy: None,
+        policies: policies(),
+        danger_simulated_roots: true,
+        rims: Vec::new(),
+    }));
+    assert_eq!(code, ExitCode::from(1));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["identical"], false);
+    assert_eq!(doc["policy_set"], "development");
+    assert_eq!(doc["recorded"]["decision"], "allow");
+    assert_eq!(doc["reappraised"]["decision"], "deny");
+    assert!(
+        doc["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "cert_expired"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["removed"], json!([]));
     // The recorded policy set wins; a contradicting flag is an error.
     let err = run_audit_to(
         AuditCommand::Reappraise(ReappraiseArgs {
