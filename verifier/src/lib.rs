@@ -8,6 +8,7 @@
 //! - [`serve`]: `verifier serve`, the key broker wired to the pipeline, policy, store and audit log.
 //! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 //! - [`broker`]: the key broker, Trustee's KBS protocol over HTTP.
+//! - [`grpc`]: the `attestor.v1.Verifier` gRPC service, on the broker's port.
 //! - [`jwe`]: JWE (ECDH-ES+A256KW, A256GCM) to a TEE key, as the KBS releases secrets
 //!   (re-exported from `attestor::jwe`, which the guest agent shares).
 //! - [`inspect`]: a reviewer's view inside any evidence file (no judgment).
@@ -21,6 +22,7 @@ pub mod broker;
 pub mod check;
 pub mod collateral;
 pub mod denial;
+pub mod grpc;
 pub mod inspect;
 pub use attestor::jwe;
 pub mod policy;

@@ -7,8 +7,8 @@
 //! own; it says so loudly on start. Without `--dev` the production policy set
 //! and the vendors' roots are used.
 //!
-//! Not yet here (see the README): the admin HTTP API, the gRPC service on the
-//! same port, and a configuration file.
+//! The gRPC service ([`crate::grpc`]) answers on the same port.
+//! Not yet here (see the README): the admin HTTP API and a configuration file.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use crate::broker::{
     Broker, BrokerConfig, BrokerParts, PipelineAppraiser, PolicySetAdapter, SqliteResourceStore,
     SystemClock, router,
 };
+use crate::grpc::VerifierService;
 use crate::policy::PolicySet;
 use crate::result::VerifierId;
 use crate::trust::TrustRoots;
@@ -125,7 +126,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         offline_collateral(&data.join("collateral"))?
     };
-    let broker = build(&data, &args.policies, set, roots, collateral)?;
+    let (broker, grpc) = build_with_grpc(&data, &args.policies, set, roots, collateral)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -141,9 +142,12 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             "verifier: listening on http://{addr} (policy set {set}, data {})",
             data.display()
         );
-        axum::serve(listener, router(Arc::new(broker)))
-            .await
-            .context("serving")
+        axum::serve(
+            listener,
+            crate::grpc::with_grpc(router(Arc::new(broker)), grpc),
+        )
+        .await
+        .context("serving")
     })
 }
 
@@ -174,6 +178,17 @@ pub fn build(
     roots: TrustRoots,
     collateral: BundleCollateral,
 ) -> anyhow::Result<Broker> {
+    build_with_grpc(data, policies, set, roots, collateral).map(|(broker, _)| broker)
+}
+
+/// [`build`], and the gRPC service over the same verifier and audit log.
+pub fn build_with_grpc(
+    data: &Path,
+    policies: &Path,
+    set: &str,
+    roots: TrustRoots,
+    collateral: BundleCollateral,
+) -> anyhow::Result<(Broker, VerifierService)> {
     let policy = PolicySet::load(policies, set)
         .with_context(|| format!("loading policy set {set} from {}", policies.display()))?;
     let signing_key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
@@ -187,17 +202,30 @@ pub fn build(
         developer: "https://github.com/cc-inference-attestor".into(),
         build: concat!("verifier ", env!("CARGO_PKG_VERSION")).into(),
     };
-    let verifier = Verifier::new(roots, policy.clone(), signing_key, verifier_id, 300);
+    let verifier = Arc::new(Verifier::new(
+        roots,
+        policy.clone(),
+        signing_key,
+        verifier_id,
+        300,
+    ));
     let store = SqliteResourceStore::open(&data.join("resources.sqlite3"))?;
-    let audit = AuditLog::open(&data.join("audit"))?;
-    Ok(Broker::new(
+    let audit = Arc::new(AuditLog::open(&data.join("audit"))?);
+    let grpc = VerifierService::new(
+        verifier.clone(),
+        collateral.clone(),
+        audit.clone(),
+        Arc::new(SystemClock),
+    );
+    let broker = Broker::new(
         BrokerConfig::default(),
         BrokerParts {
-            appraiser: Arc::new(PipelineAppraiser::new(verifier, collateral)),
+            appraiser: Arc::new(PipelineAppraiser::shared(verifier, collateral)),
             policy: Arc::new(PolicySetAdapter(policy)),
             store: Arc::new(store),
-            log: Arc::new(audit),
+            log: audit,
             clock: Arc::new(SystemClock),
         },
-    ))
+    );
+    Ok((broker, grpc))
 }

@@ -3,9 +3,11 @@
 //! - `inspect FILE`: look inside any evidence file (no judgment).
 //! - `check snp|tdx|gpu|rim …`: appraise one piece of evidence offline.
 //! - `collateral fetch …`: fetch vendor collateral into a cache directory.
-//! - `audit list|show|prove|verify …`: review the decision log offline.
+//! - `audit list|show|prove|verify …`: review the decision log offline (`--data DIR`)
+//!   or from a running verifier (`--server URL`); `audit reappraise N`: re-run a stored appraisal.
 //! - `receipt verify RECEIPT --evidence BUNDLE …`: a receipt back to its evidence and EAR.
-//! - `serve [--dev] [--data DIR] [--listen ADDR]`: the key broker (KBS protocol).
+//! - `serve [--dev] [--data DIR] [--listen ADDR]`: the key broker (KBS protocol) and the
+//!   gRPC service `attestor.v1.Verifier` on the same port.
 //! - `resource put --data DIR repo/type/tag FILE`: store a secret for the broker.
 //!
 //! Exit codes: 0 success (accepted, verifies), 1 denied or does not verify

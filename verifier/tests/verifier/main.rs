@@ -9,6 +9,7 @@ mod audit;
 mod broker;
 mod check_cli;
 mod collateral;
+mod grpc;
 mod inspect_cli;
 mod jwe;
 mod kbs_e2e;
