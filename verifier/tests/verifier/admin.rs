@@ -652,3 +652,168 @@ fn a_dev_admin_key_is_created_once_and_private() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Kills the server it holds when dropped, so a failing test leaves no process behind.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_admin_cli_talks_to_a_running_server() {
+    use std::ffi::OsStr;
+    use std::io::BufRead as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_verifier"))
+        .arg("serve")
+        .arg("--dev")
+        .arg("--data")
+        .arg(&data)
+        .arg("--policies")
+        .arg(policies())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let admin_key = data.join("admin-key.pem");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, b"cli-secret").unwrap();
+    let os = |s: &Path| s.as_os_str().to_owned();
+
+    // resource put over the network: stored under the tenant given.
+    let (code, out, err) = crate::verifier(&[
+        OsStr::new("resource"),
+        OsStr::new("put"),
+        OsStr::new("--server"),
+        OsStr::new(&url),
+        OsStr::new("--admin-key"),
+        &os(&admin_key),
+        OsStr::new("--tenant"),
+        OsStr::new("t1"),
+        OsStr::new("default/model/smollm2-135m-instruct"),
+        &os(&secret),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["tenant"], "t1");
+    assert_eq!(answer["bytes"], 10);
+
+    // A key the server does not trust: refused, exit 1, the code printed.
+    let stranger = dir.path().join("stranger.pem");
+    std::fs::write(&stranger, token::generate_pem().unwrap().1).unwrap();
+    let (code, _, err) = crate::verifier(&[
+        OsStr::new("resource"),
+        OsStr::new("put"),
+        OsStr::new("--server"),
+        OsStr::new(&url),
+        OsStr::new("--admin-key"),
+        &os(&stranger),
+        OsStr::new("default/model/x"),
+        &os(&secret),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("admin_unauthorized"), "{err}");
+
+    // policy put: a broken policy is refused (1), a good one accepted (0).
+    let broken = dir.path().join("broken.rego");
+    std::fs::write(
+        &broken,
+        "package attestor.development.resource\nresult := {\n",
+    )
+    .unwrap();
+    let (code, _, err) = crate::verifier(&[
+        OsStr::new("policy"),
+        OsStr::new("put"),
+        OsStr::new("--server"),
+        OsStr::new(&url),
+        OsStr::new("--admin-key"),
+        &os(&admin_key),
+        OsStr::new("--resource"),
+        &os(&broken),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("admin_update_invalid"), "{err}");
+    let cpu = policies().join("development/cpu.rego");
+    let (code, out, err) = crate::verifier(&[
+        OsStr::new("policy"),
+        OsStr::new("put"),
+        OsStr::new("--server"),
+        OsStr::new(&url),
+        OsStr::new("--admin-key"),
+        &os(&admin_key),
+        OsStr::new("--attestation"),
+        OsStr::new("cpu"),
+        &os(&cpu),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("development/cpu@sha256:"), "{out}");
+
+    // reference put: the shipped values, accepted.
+    let reference = policies().join("reference/development.json");
+    let (code, out, err) = crate::verifier(&[
+        OsStr::new("reference"),
+        OsStr::new("put"),
+        OsStr::new("--server"),
+        OsStr::new(&url),
+        OsStr::new("--admin-key"),
+        &os(&admin_key),
+        &os(&reference),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("development/reference@sha256:"), "{out}");
+    drop(server);
+
+    // Offline: --data writes the store directly; --data with --server is a usage error.
+    let (code, _, err) = crate::verifier(&[
+        OsStr::new("resource"),
+        OsStr::new("put"),
+        OsStr::new("--data"),
+        &os(&data),
+        OsStr::new("default/model/offline"),
+        &os(&secret),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let store = SqliteResourceStore::open(&data.join("resources.sqlite3")).unwrap();
+    assert_eq!(
+        store
+            .get("default", ["default", "model", "offline"])
+            .unwrap()
+            .as_deref(),
+        Some(&b"cli-secret"[..])
+    );
+    assert_eq!(
+        store
+            .get("t1", ["default", "model", "smollm2-135m-instruct"])
+            .unwrap()
+            .as_deref(),
+        Some(&b"cli-secret"[..])
+    );
+    let (code, _, _) = crate::verifier(&[
+        OsStr::new("resource"),
+        OsStr::new("put"),
+        OsStr::new("--data"),
+        &os(&data),
+        OsStr::new("--server"),
+        OsStr::new(&url),
+        OsStr::new("a/b/c"),
+        &os(&secret),
+    ]);
+    assert_eq!(code, 2);
+}
