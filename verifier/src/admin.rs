@@ -278,6 +278,8 @@ impl Admin {
             .map_err(|e| unauthorized(&e))
             .and_then(|claims| {
                 if let Some(sub) = claims.sub {
+                    // Bounded and printable: it goes into every entry of this caller.
+                    let sub: String = sub.chars().filter(|c| !c.is_control()).take(64).collect();
                     entry.request_id = format!("{request_id}:{sub}");
                 }
                 self.apply(op, &mut entry)

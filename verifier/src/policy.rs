@@ -393,7 +393,8 @@ impl PolicySet {
             texts,
             &file,
             Path::new("(current reference values)"),
-        )
+        )?
+        .smoke_tested()
     }
 
     /// The same policies judged against new reference values, given in the
@@ -405,7 +406,24 @@ impl PolicySet {
             self.texts(),
             reference_file,
             Path::new("(uploaded reference values)"),
-        )
+        )?
+        .smoke_tested()
+    }
+
+    /// Evaluates every policy once over an empty attestation input (with
+    /// one GPU) and an empty resource request: a replacement whose output is
+    /// malformed or whose evaluation fails is refused before it is put in
+    /// force, rather than failing every later decision.
+    fn smoke_tested(self) -> Result<Self, PolicyError> {
+        self.evaluate_attestation(&serde_json::json!({ "gpus": [{}] }))?;
+        self.evaluate_resource(&input::resource_input(
+            ["repository", "type", "tag"],
+            Some("default"),
+            &serde_json::json!({}),
+            None,
+            None,
+        ))?;
+        Ok(self)
     }
 
     /// The Rego text of one policy of the set (`cpu`, `gpu`, `model`, `resource`).

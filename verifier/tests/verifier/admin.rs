@@ -344,6 +344,24 @@ async fn a_policy_that_does_not_compile_is_refused_and_the_old_one_still_decides
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("\"tpm\""));
+    // Compiles, right entry point, but its answer is malformed.
+    let malformed = "package attestor.development.resource\nimport rego.v1\nresult := {\"allow\": \"yes\", \"reasons\": []}\n";
+    let r = admin_post(
+        &app,
+        "/kbs/v0/resource-policy",
+        Some(&good_token(&key)),
+        policy_body(malformed),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`allow` is not a boolean"),
+        "{}",
+        r.body
+    );
     assert!(!dir.path().join("policies").exists());
 
     // The shipped policies still decide: the key is released.
