@@ -625,6 +625,31 @@ ear_ttl_secs = 120
     assert!(!o.danger_simulated_roots);
     assert_eq!(o.admin, AdminKey::DenyAll);
 
+    // --dev: development, simulated roots, a generated admin key unless one
+    // is configured; it refuses a file that asks for production.
+    let o = ServeOptions::resolve(&ServeArgs {
+        dev: true,
+        ..ServeArgs::default()
+    })
+    .unwrap();
+    assert_eq!(o.policy_set, PolicySetName::Development);
+    assert!(o.danger_simulated_roots);
+    assert_eq!(o.admin, AdminKey::DevGenerated);
+    assert!(o.listen.ip().is_loopback());
+    let production = dir.path().join("production.toml");
+    std::fs::write(&production, "policy_set = \"production\"\n").unwrap();
+    let err = ServeOptions::resolve(&ServeArgs {
+        dev: true,
+        config: Some(production),
+        ..ServeArgs::default()
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("--dev uses the development policy set"),
+        "{err}"
+    );
+
     let refused = [
         (
             "listen = \"127.0.0.1:1\"\nadmin_key = \"x\"\n",
