@@ -17,7 +17,12 @@
 //! the next appraisal or release through the shared [`LivePolicySet`]; the
 //! new policy ids (SHA-256 of the text) then appear in every EAR.
 //!
-//! Every call, allowed or refused, is an audit entry of kind `admin`.
+//! Every call, allowed or refused, is an audit entry of kind `admin`
+//! (`resource` names the target, `policy_id`/`policy_digest` the new policy;
+//! the secret itself is never logged, not even its digest). An authorized
+//! update is logged as allowed *before* it is applied, so an acknowledged
+//! change is always in the log; if applying it then fails, a second entry
+//! (deny, `broker_error`) says so and the caller gets a 500.
 //! Refusals are RFC 7807 bodies with stable codes: `admin_unauthorized` (401)
 //! and `admin_update_invalid` (400). This module must never change anything
 //! for a call that is not authorized, nor put in force a policy that did not
