@@ -59,6 +59,9 @@ pub use token::TokenError;
 /// Where an admin's policy and reference uploads are kept, under the data
 /// directory; they override the shipped policy directory file by file.
 pub const POLICY_DIR: &str = "policies";
+/// Under [`POLICY_DIR`]: every upload ever put in force, named
+/// `<set>-<policy>-<sha256 hex>.rego` or `<set>-reference-<sha256 hex of JCS>.json`.
+pub const ARCHIVE_DIR: &str = "archive";
 
 /// Who may call the admin API.
 #[derive(Debug, Clone)]
@@ -367,13 +370,24 @@ impl Admin {
                 let next = current
                     .with_reference_values(&file)
                     .map_err(|e| invalid(e.to_string()))?;
-                entry.policy_id = next.policy_ids().last().cloned();
+                let id = next.policy_ids().last().cloned().unwrap_or_default();
+                // The id names the SHA-256 of the values' canonical JSON.
+                let digest = id.rsplit_once("@sha256:").map(|(_, d)| d.to_owned());
+                entry.policy_id = Some(id);
+                entry.policy_digest = digest.as_ref().map(|d| format!("sha256:{d}"));
                 self.record(entry)?;
-                let path = reference_path(&self.policy_dir(), next.name());
                 let pretty =
                     serde_json::to_vec_pretty(&file).map_err(|e| internal(e.to_string()))?;
-                write_atomically(&path, &pretty)
-                    .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+                let archived = format!(
+                    "{}-reference-{}.json",
+                    next.name(),
+                    digest.unwrap_or_default()
+                );
+                self.persist(
+                    &reference_path(&self.policy_dir(), next.name()),
+                    &archived,
+                    &pretty,
+                )?;
                 Ok(self.put_in_force(next))
             }
         }
@@ -397,9 +411,21 @@ impl Admin {
         entry.policy_digest = Some(format!("sha256:{digest}"));
         self.record(entry)?;
         let path = policy_path(&self.policy_dir(), next.name(), policy);
-        write_atomically(&path, text.as_bytes())
-            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        let archived = format!("{}-{policy}-{digest}.rego", next.name());
+        self.persist(&path, &archived, text.as_bytes())?;
         Ok(self.put_in_force(next))
+    }
+
+    /// Writes an upload where the next start loads it, and a copy named by
+    /// its digest under `DATA/policies/archive/`, so the exact text behind
+    /// every policy id an EAR or audit entry names stays available to a
+    /// reviewer after later updates.
+    fn persist(&self, path: &Path, archived: &str, bytes: &[u8]) -> Result<(), Refusal> {
+        let archive = self.policy_dir().join(ARCHIVE_DIR).join(archived);
+        for p in [archive.as_path(), path] {
+            write_atomically(p, bytes).map_err(|e| internal(format!("{}: {e}", p.display())))?;
+        }
+        Ok(())
     }
 
     fn put_in_force(&self, next: PolicySet) -> Value {

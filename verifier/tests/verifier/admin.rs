@@ -425,6 +425,12 @@ result := {"allow": false, "reasons": [{"code": "policy_rejected", "rule": "admi
         std::fs::read_to_string(dir.path().join("policies/development/resource.rego")).unwrap(),
         deny_all
     );
+    // The exact text behind each id is archived by digest.
+    let archived = format!("policies/archive/development-resource-{digest}.rego");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(archived)).unwrap(),
+        deny_all
+    );
     drop((service, app));
     let again = build_service(&options(dir.path(), AdminKey::DevGenerated)).unwrap();
     let (status, body, resource, _) = kbs_round(&again.router()).await;
@@ -492,6 +498,12 @@ async fn a_reference_value_update_changes_the_decision() {
             .join("policies/reference/development.json")
             .is_file()
     );
+    let id = r.body["policy_ids"][4].as_str().unwrap();
+    let hex = id.strip_prefix("development/reference@sha256:").unwrap();
+    let archived = format!("policies/archive/development-reference-{hex}.json");
+    let archived: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(archived)).unwrap()).unwrap();
+    assert_eq!(archived, edited);
 }
 
 #[tokio::test]
