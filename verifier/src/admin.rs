@@ -31,6 +31,7 @@
 pub mod cli;
 pub mod token;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -73,7 +74,8 @@ pub enum AdminAuth {
 }
 
 impl AdminAuth {
-    /// Checks the request's bearer token as of `now`.
+    /// Checks the request's bearer token as of `now` (signature and times;
+    /// [`Admin`] also refuses a token it has already accepted).
     pub fn authorize(
         &self,
         headers: &HeaderMap,
@@ -83,15 +85,17 @@ impl AdminAuth {
             Self::DenyAll => return Err(TokenError::Disabled),
             Self::PublicKey(key) => key,
         };
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(TokenError::Missing)?;
-        token::verify(bearer, key, now)
+        token::verify(bearer(headers).ok_or(TokenError::Missing)?, key, now)
     }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// What the admin API changes, and where it records that it did.
@@ -118,6 +122,9 @@ pub struct Admin {
     /// Updates are applied one at a time, so two uploads cannot interleave
     /// their validate-persist-replace steps and lose one.
     updating: Mutex<()>,
+    /// Tokens accepted and not yet expired (token → `exp`): a token is
+    /// accepted once, so one captured in transit cannot be replayed.
+    used: Mutex<HashMap<String, i64>>,
 }
 
 /// One admin operation, parsed from its route.
@@ -266,6 +273,7 @@ impl Admin {
         Self {
             parts,
             updating: Mutex::new(()),
+            used: Mutex::new(HashMap::new()),
         }
     }
 
@@ -283,6 +291,7 @@ impl Admin {
             .parts
             .auth
             .authorize(headers, now)
+            .and_then(|claims| self.first_use(headers, &claims, now).map(|()| claims))
             .map_err(|e| unauthorized(&e))
             .and_then(|claims| {
                 if let Some(sub) = claims.sub {
@@ -302,6 +311,22 @@ impl Admin {
                 r.into_response()
             }
         }
+    }
+
+    /// Remembers a verified token until it expires; refuses it the second time.
+    fn first_use(
+        &self,
+        headers: &HeaderMap,
+        claims: &token::AdminClaims,
+        now: crate::time::UnixTime,
+    ) -> Result<(), TokenError> {
+        let token = bearer(headers).ok_or(TokenError::Missing)?;
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        used.retain(|_, exp| *exp > now.0);
+        if used.insert(token.to_owned(), claims.exp).is_some() {
+            return Err(TokenError::Replayed);
+        }
+        Ok(())
     }
 
     /// Validates, logs, persists and puts in force one authorized update.

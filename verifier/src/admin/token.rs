@@ -58,6 +58,9 @@ pub enum TokenError {
         /// The server's time.
         now: i64,
     },
+    /// This exact token was already accepted once.
+    #[error("token already used (each admin token is accepted once)")]
+    Replayed,
     /// `exp - iat` exceeds [`MAX_LIFETIME_S`], or `exp` is before `iat`.
     #[error("token lifetime {lifetime}s is outside 1..={MAX_LIFETIME_S}s")]
     Lifetime {
@@ -76,6 +79,10 @@ pub struct AdminClaims {
     /// Who is calling (free text, recorded in the audit log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
+    /// A random token id, so two tokens minted in the same second differ
+    /// (the server accepts each token once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +97,7 @@ pub fn mint(key: &SigningKey, now: UnixTime, sub: Option<&str>) -> String {
         iat: now.0,
         exp: now.0.saturating_add(CLI_LIFETIME_S),
         sub: sub.map(str::to_owned),
+        jti: Some(random_id()),
     };
     // Serializing two integers and a string cannot fail.
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
@@ -99,6 +107,12 @@ pub fn mint(key: &SigningKey, now: UnixTime, sub: Option<&str>) -> String {
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature.to_bytes())
     )
+}
+
+fn random_id() -> String {
+    let mut id = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+    hex::encode(id)
 }
 
 /// Checks a token with `key` as of `now` (see the module docs for the rules).

@@ -209,6 +209,18 @@ async fn refused_tokens_are_401_with_a_code_and_change_nothing() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.body);
         assert_eq!(r.codes(), ["admin_unauthorized"], "{what}");
     }
+    assert_eq!(stored(dir.path()), None, "no refused call stored anything");
+
+    // A good token is accepted once; replayed, it is refused and changes nothing.
+    let once = good_token(&key);
+    let r = admin_post(&app, RESOURCE, Some(&once), b"first".to_vec()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = admin_post(&app, RESOURCE, Some(&once), b"replayed".to_vec()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(r.codes(), ["admin_unauthorized"]);
+    assert!(r.body["detail"].as_str().unwrap().contains("already used"));
+    assert_eq!(stored(dir.path()).as_deref(), Some(&b"first"[..]));
+
     // The expired token's denial names the values.
     let r = admin_post(&app, RESOURCE, cases[2].1.as_deref(), b"x".to_vec()).await;
     assert_eq!(r.body["denials"][0]["detail"]["field"], "exp");
@@ -217,7 +229,6 @@ async fn refused_tokens_are_401_with_a_code_and_change_nothing() {
         (t - 100).to_string()
     );
 
-    assert_eq!(stored(dir.path()), None);
     assert!(!policy_dir.exists(), "nothing uploaded");
     // Every refusal is an audit entry of kind admin.
     let log = AuditLog::open_existing(&dir.path().join("audit")).unwrap();
@@ -228,7 +239,7 @@ async fn refused_tokens_are_401_with_a_code_and_change_nothing() {
             since: None,
         })
         .unwrap();
-    assert_eq!(denied.len(), cases.len() * 2 + 1);
+    assert_eq!(denied.len(), cases.len() * 2 + 2);
     assert_eq!(denied[0].1.reasons[0].code, "admin_unauthorized");
     assert_eq!(
         denied[0].1.resource.as_deref(),
