@@ -10,7 +10,8 @@
 //! | `POST /kbs/v0/reference-value` | our reference values, the file shape of `policies/reference/<set>.json`: `{"<set>": {...}}`, a full replacement |
 //!
 //! Every call carries `Authorization: Bearer <JWT>`, EdDSA-signed by the
-//! admin key ([`token`]); without a configured key the API is
+//! admin key ([`token`]: `exp` and `iat` required, lifetime at most 5
+//! minutes, each token accepted once); without a configured key the API is
 //! [`AdminAuth::DenyAll`]. A policy or reference update is compiled and
 //! checked before it replaces anything ([`crate::policy::PolicySet::with_policy`]),
 //! written under `DATA/policies/` so a restart keeps it, and takes effect for

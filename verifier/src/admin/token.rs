@@ -6,7 +6,9 @@
 //! (PKCS#8 private, SPKI public), so `openssl genpkey -algorithm ed25519`
 //! keys work too. Never accepts another `alg`, a token without `exp`, one
 //! whose lifetime exceeds [`MAX_LIFETIME_S`], or one issued in the future
-//! beyond [`CLOCK_SKEW_S`]: a leaked token is worth minutes, not forever.
+//! beyond [`CLOCK_SKEW_S`]: a leaked token is worth minutes, not forever;
+//! and the server accepts each token once ([`crate::admin::Admin`]), so
+//! minted tokens carry a random `jti`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
