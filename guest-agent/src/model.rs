@@ -181,6 +181,15 @@ pub enum ModelError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A sealed model folder given where a plaintext model was expected.
+    #[error(
+        "{}: is a sealed model folder (sealed.json); it loads only with its key from the key broker",
+        path.display()
+    )]
+    SealedFolder {
+        /// The folder.
+        path: PathBuf,
+    },
     /// A sealed folder's `sealed.json` is malformed or inconsistent.
     #[error("{}: {reason}", path.display())]
     SealedManifest {

@@ -145,6 +145,13 @@ pub fn load_and_hash_with(
     options: &HashOptions,
     progress: Progress,
 ) -> Result<LoadedModel, ModelError> {
+    // Hashing ciphertext would give a commitment no one can check against
+    // the weights: a sealed folder loads only through `load_sealed`.
+    if super::sealed::is_sealed(path) {
+        return Err(ModelError::SealedFolder {
+            path: path.to_path_buf(),
+        });
+    }
     let ignored = ignored_components(options)?;
     let planned = plan(path, &ignored, options.tensor_digests)?;
     let total: u64 = planned.iter().map(|p| p.size).sum();

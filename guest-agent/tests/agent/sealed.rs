@@ -77,6 +77,11 @@ fn tiny_sealed_folder_has_the_plaintext_identity_and_generates_the_same_tokens()
     );
     assert!(is_sealed(&out));
     assert!(!is_sealed(plain_dir.path()));
+    // Hashing the ciphertext as if it were a model is refused.
+    assert!(matches!(
+        load_and_hash(&out, Progress::Silent),
+        Err(ModelError::SealedFolder { path }) if path == out
+    ));
     assert!(out.join("notes/README.md.sealed").is_file());
     // Only ciphertext on disk: the GGUF magic is not in the sealed file.
     let on_disk = fs::read(out.join(format!("{TINY_GGUF_NAME}.sealed"))).unwrap();
