@@ -392,8 +392,72 @@ pub fn open_with(
     sealed: &[u8],
     key: &SealKey,
     expected_name: Option<&str>,
+    emit: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, SealError> {
+    // Checked before copying, so a malformed input costs no allocation.
+    check(sealed, expected_name)?;
+    open_in_place(sealed.to_vec(), key, expected_name, emit)
+}
+
+/// [`open_with`] on an owned buffer, decrypted in place: the plaintext takes
+/// no memory beyond the sealed bytes (a model's weights are held once, not
+/// twice). On an error the buffer is dropped.
+pub fn open_in_place(
+    mut sealed: Vec<u8>,
+    key: &SealKey,
+    expected_name: Option<&str>,
     mut emit: impl FnMut(&[u8]),
 ) -> Result<Vec<u8>, SealError> {
+    let (header, header_len) = check(&sealed, expected_name)?;
+    let chunks = header.chunks();
+    let decrypt_err = |index| SealError::Decrypt {
+        name: header.name.clone(),
+        index,
+        chunks,
+    };
+    let aad = sealed.get(..header_len).unwrap_or_default().to_vec();
+    let cipher = key.cipher().map_err(|_| decrypt_err(0))?;
+    // `check` matched the length to the header, so these fit in memory.
+    let plaintext_len = usize::try_from(header.plaintext_len).unwrap_or(0);
+    let chunk_size = header.chunk_size as usize;
+    // Each chunk is decrypted where it lies (`src`), then moved down to its
+    // place in the plaintext (`dst`); `dst` < `src` always (the header and
+    // the tags before it), so nothing not yet decrypted is overwritten.
+    let mut src = header_len;
+    let mut dst = 0;
+    for index in 0..chunks {
+        let last = index + 1 == chunks;
+        let ct_len = if last {
+            plaintext_len.saturating_sub(dst)
+        } else {
+            chunk_size
+        };
+        let ct_end = src.checked_add(ct_len).ok_or_else(|| decrypt_err(index))?;
+        let tag: [u8; TAG_LEN] = sealed
+            .get(ct_end..)
+            .and_then(|rest| rest.first_chunk::<TAG_LEN>())
+            .copied()
+            .ok_or_else(|| decrypt_err(index))?;
+        let counter = u32::try_from(index).map_err(|_| decrypt_err(index))?;
+        let nonce = Nonce::assume_unique_for_key(header.nonce(counter, last));
+        let buf = sealed
+            .get_mut(src..ct_end)
+            .ok_or_else(|| decrypt_err(index))?;
+        cipher
+            .open_in_place_separate_tag(nonce, Aad::from(&aad), Tag::from(tag), buf, 0..)
+            .map_err(|_| decrypt_err(index))?;
+        // In bounds: src..ct_end was just borrowed, and dst + ct_len <= src.
+        sealed.copy_within(src..ct_end, dst);
+        emit(sealed.get(dst..dst + ct_len).unwrap_or_default());
+        src = ct_end + TAG_LEN;
+        dst += ct_len;
+    }
+    sealed.truncate(dst);
+    Ok(sealed)
+}
+
+/// Parses the header and checks the name, chunk count and total length.
+fn check(sealed: &[u8], expected_name: Option<&str>) -> Result<(SealedHeader, usize), SealError> {
     let (header, header_len) = SealedHeader::parse(sealed)?;
     if let Some(expected) = expected_name
         && expected != header.name
@@ -418,45 +482,7 @@ pub fn open_with(
             found: sealed.len(),
         });
     }
-    let (aad, body) = sealed.split_at_checked(header_len).unwrap_or_default();
-    // Checked above: plaintext_len < sealed.len(), so it fits in memory.
-    let plaintext_len = usize::try_from(header.plaintext_len).unwrap_or(0);
-    let mut out = Vec::with_capacity(plaintext_len);
-    let cipher = key.cipher().map_err(|_| SealError::Decrypt {
-        name: header.name.clone(),
-        index: 0,
-        chunks,
-    })?;
-    let chunk_size = header.chunk_size as usize;
-    let mut rest = body;
-    for index in 0..chunks {
-        let decrypt_err = || SealError::Decrypt {
-            name: header.name.clone(),
-            index,
-            chunks,
-        };
-        let last = index + 1 == chunks;
-        let ct_len = if last {
-            rest.len().saturating_sub(TAG_LEN)
-        } else {
-            chunk_size
-        };
-        let (ct, after) = rest.split_at_checked(ct_len).ok_or_else(decrypt_err)?;
-        let (tag, after) = after
-            .split_first_chunk::<TAG_LEN>()
-            .ok_or_else(decrypt_err)?;
-        rest = after;
-        let counter = u32::try_from(index).map_err(|_| decrypt_err())?;
-        let start = out.len();
-        out.extend_from_slice(ct);
-        let buf = out.get_mut(start..).ok_or_else(decrypt_err)?;
-        let nonce = Nonce::assume_unique_for_key(header.nonce(counter, last));
-        cipher
-            .open_in_place_separate_tag(nonce, Aad::from(aad), Tag::from(*tag), buf, 0..)
-            .map_err(|_| decrypt_err())?;
-        emit(buf);
-    }
-    Ok(out)
+    Ok((header, header_len))
 }
 
 /// Fuzz body: a header that parses re-encodes to the same bytes; opening never
@@ -562,6 +588,12 @@ mod tests {
             assert_eq!(open_named(&s, &k, "model.gguf").unwrap(), p);
             let mut seen = Vec::new();
             open_with(&s, &k, None, |c| seen.extend_from_slice(c)).unwrap();
+            assert_eq!(seen, p);
+            let mut seen = Vec::new();
+            let opened = open_in_place(s.clone(), &k, Some("model.gguf"), |c| {
+                seen.extend_from_slice(c)
+            });
+            assert_eq!(opened.unwrap(), p);
             assert_eq!(seen, p);
         }
     }

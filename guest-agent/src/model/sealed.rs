@@ -10,7 +10,7 @@
 //! folder, so the agent can bind it into its evidence before it has the key,
 //! and a sealed model has the same identity as the plain one.
 //!
-//! [`load_sealed`] reads each `.sealed` file once, decrypts it in memory,
+//! [`load_sealed`] reads each `.sealed` file once, decrypts it in place in memory,
 //! hashes exactly the decrypted bytes (with the same code as
 //! [`load_and_hash`](super::load_and_hash), so the manifest, per-tensor
 //! digests and root are the same), and refuses a root that differs from the
@@ -346,7 +346,8 @@ pub fn load_sealed(
         let source = entry.sealed_path(dir);
         let sealed_bytes = fs::read(&source).map_err(io_err(&source))?;
         let mut hasher = FileHasher::new(is_safetensors(Path::new(&entry.path)));
-        let plaintext = sealed::open_with(&sealed_bytes, key, Some(&entry.path), |chunk| {
+        // Decrypted in place: the weights are held once, as for a plain load.
+        let plaintext = sealed::open_in_place(sealed_bytes, key, Some(&entry.path), |chunk| {
             hasher.update(chunk);
             reporter.advance(chunk.len());
         })
@@ -354,7 +355,6 @@ pub fn load_sealed(
             path: source.clone(),
             source: e,
         })?;
-        drop(sealed_bytes);
         let size = plaintext.len() as u64;
         if size != entry.size {
             return Err(mismatch(

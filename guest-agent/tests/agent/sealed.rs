@@ -371,7 +371,9 @@ fn reference_smollm2_seals_to_the_same_root() {
         );
         return;
     }
+    let started = std::time::Instant::now();
     let plain = load_and_hash(&dir, Progress::Silent).unwrap();
+    let plain_secs = started.elapsed().as_secs_f64();
     let holder = tempfile::tempdir().unwrap();
     let out = holder.path().join("smollm2-sealed");
     let manifest = seal_folder(
@@ -383,6 +385,12 @@ fn reference_smollm2_seals_to_the_same_root() {
     )
     .unwrap();
     assert_eq!(manifest.model_commitment, plain.commitment);
+    let started = std::time::Instant::now();
     let sealed = load_sealed(&out, &key(), Progress::Silent).unwrap();
+    let sealed_secs = started.elapsed().as_secs_f64();
     assert_same_model(&sealed, &plain);
+    println!(
+        "smollm2 {} bytes: load_and_hash {plain_secs:.3} s, load_sealed {sealed_secs:.3} s",
+        plain.total_bytes()
+    );
 }
