@@ -12,7 +12,7 @@
 //!
 //! [`load_sealed`] reads each `.sealed` file once, decrypts it in place in memory,
 //! hashes exactly the decrypted bytes (with the same code as
-//! [`load_and_hash`](super::load_and_hash), so the manifest, per-tensor
+//! [`load_and_hash`], so the manifest, per-tensor
 //! digests and root are the same), and refuses a root that differs from the
 //! claim, a missing or extra file, or any file that fails to open.
 //!
