@@ -5,4 +5,5 @@
 
 mod infer;
 mod model;
+mod sealed;
 mod service;
