@@ -20,6 +20,11 @@
 //!   attests through the key broker (and fetches `model_key` when set), then
 //!   re-attests every `refresh_secs`. Once serving it prints exactly one line
 //!   on stdout: `guest-agent: listening on http://ADDR`.
+//! - `seal-model PATH --out DIR --key-out FILE [--key-resource REPO/TYPE/TAG]`:
+//!   operator tool, run outside the TEE: encrypt a model folder under a fresh
+//!   key ([`guest_agent::model::sealed`]), write the key as a JWK (0600, never
+//!   over an existing file), print the commitment on stdout and the next steps
+//!   on stderr.
 //!
 //! Exit codes: 0 success, 2 error, 3 the key broker denied at start (stderr:
 //! `key broker denied: <code>[, <code>…]: <detail>`, then the JSON body).
@@ -59,6 +64,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Sentence embeddings with a signed receipt.
     Embed(EmbedArgs),
+    /// Encrypt a model (file or folder) under a fresh key for storage; the
+    /// key goes to the key broker, which releases it only to an attested agent.
+    SealModel(SealModelArgs),
     /// Serve the GuestAgent gRPC service.
     Serve {
         /// TOML config: listen, model, kind, danger_simulate, and an optional
@@ -134,6 +142,26 @@ enum TeeArg {
     Tdx,
 }
 
+/// Arguments of `seal-model`.
+#[derive(Debug, Args)]
+struct SealModelArgs {
+    /// Plaintext model file or folder.
+    path: PathBuf,
+    /// Folder to write sealed.json and the .sealed files to (must not exist,
+    /// or be empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// File to write the key to (JWK, mode 0600); never overwritten.
+    #[arg(long)]
+    key_out: PathBuf,
+    /// Key broker resource that will hold the key [default: default/model/<name of PATH>].
+    #[arg(long, value_name = "REPO/TYPE/TAG")]
+    key_resource: Option<String>,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 /// Arguments of `hash-model`.
 #[derive(Debug, Args)]
 struct HashModelArgs {
@@ -187,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attest(args) => attest(&args),
         Command::Generate(args) => generate(&args),
         Command::Embed(args) => embed(&args),
+        Command::SealModel(args) => seal_model(&args),
         Command::Serve { config } => serve(&config),
         Command::Detect { json } => {
             let detection = attestor::collect::detect();
@@ -387,6 +416,51 @@ fn attest(args: &AttestArgs) -> anyhow::Result<()> {
         }
         None => println!("{text}"),
     }
+    Ok(())
+}
+
+fn seal_model(args: &SealModelArgs) -> anyhow::Result<()> {
+    use guest_agent::model::sealed;
+    let resource = args
+        .key_resource
+        .clone()
+        .unwrap_or_else(|| sealed::default_key_resource(&args.path));
+    sealed::check_key_resource(&resource)?;
+    let progress = if args.quiet {
+        Progress::Silent
+    } else {
+        Progress::Auto
+    };
+    let key = attestor::sealed::SealKey::generate();
+    // The key file first: refuse early, before any sealing, if it exists.
+    sealed::write_key_file(&args.key_out, &key).context("writing the key file")?;
+    let manifest = match sealed::seal_folder(&args.path, &args.out, &key, &resource, progress) {
+        Ok(m) => m,
+        Err(err) => {
+            // A key for nothing would only invite confusion.
+            let _ = std::fs::remove_file(&args.key_out);
+            return Err(err).with_context(|| format!("sealing {}", args.path.display()));
+        }
+    };
+    let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+    println!("{}", manifest.model_commitment);
+    eprintln!(
+        "sealed {} files ({total} bytes) of {} into {}\n\
+         model commitment: {}\n\
+         key: {} (JWK, mode 0600), for key broker resource {resource}\n\
+         next: store the key in the broker, then delete the key file:\n  \
+         verifier resource put --data DATA {resource} {}\n  \
+         (or: verifier resource put --server URL --admin-key FILE {resource} {})\n\
+         then serve the sealed folder: model = \"{}\" in the agent's config",
+        manifest.files.len(),
+        args.path.display(),
+        args.out.display(),
+        manifest.model_commitment,
+        args.key_out.display(),
+        args.key_out.display(),
+        args.key_out.display(),
+        args.out.display(),
+    );
     Ok(())
 }
 

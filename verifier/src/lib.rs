@@ -6,6 +6,8 @@
 //! - [`policy`]: Rego policies (regorus) over appraised claims: AR4SI vectors and release decisions.
 //! - [`result`]: EAR attestation results (JWT, ES384).
 //! - [`serve`]: `verifier serve`, the key broker wired to the pipeline, policy, store and audit log.
+//! - [`admin`]: the authenticated admin API and CLI (resources, policies, reference values).
+//! - [`config`]: `verifier serve --config FILE` (TOML).
 //! - [`audit`]: the tamper-evident decision log and its reviewer CLI.
 //! - [`broker`]: the key broker, Trustee's KBS protocol over HTTP.
 //! - [`grpc`]: the `attestor.v1.Verifier` gRPC service, on the broker's port.
@@ -16,11 +18,13 @@
 //! - [`denial`]: stable reason codes with the offending values.
 //! - [`time`]: time is always an explicit argument.
 
+pub mod admin;
 pub mod appraise;
 pub mod audit;
 pub mod broker;
 pub mod check;
 pub mod collateral;
+pub mod config;
 pub mod denial;
 pub mod grpc;
 pub mod inspect;

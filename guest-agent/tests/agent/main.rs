@@ -6,4 +6,5 @@
 mod infer;
 mod kbs;
 mod model;
+mod sealed;
 mod service;

@@ -104,7 +104,10 @@ pub fn run_reappraise(args: &ReappraiseArgs, out: &mut dyn Write) -> anyhow::Res
             args.n
         ),
     };
-    let policy = PolicySet::load(&args.policies, &set)
+    // The admin's uploads in the data directory override the shipped files,
+    // as they did for the server that decided.
+    let uploads = args.data.join(crate::admin::POLICY_DIR);
+    let policy = PolicySet::load_layered(&[&uploads, &args.policies], &set)
         .with_context(|| format!("loading policy set {set:?}"))?;
     let roots = if args.danger_simulated_roots {
         TrustRoots::danger_simulated(&SimSeed::DEFAULT)?

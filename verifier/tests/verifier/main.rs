@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
