@@ -437,17 +437,33 @@ pub enum StartError {
         #[source]
         source: crate::model::ModelError,
     },
+    /// The released resource is not a model sealing key.
+    #[error("the key broker released {resource}, but it is not a model key: {reason}")]
+    SealKey {
+        /// The resource path.
+        resource: String,
+        /// Why.
+        reason: String,
+    },
     /// The agent could not be built over the loaded model.
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
 }
 
 /// Starts an agent attested through the key broker of `config` (the
-/// `[verifier]` table): fresh session keys; the model hashed; attest with
-/// its commitment; the `model_key` resource fetched when one is configured
-/// (a plain model needs no key: fetching it only proves the broker's
-/// resource policy releases it to this session, and the bytes are dropped);
-/// then the engine. Returns the agent and the attester to re-attest with.
+/// `[verifier]` table): fresh session keys; attest with the model
+/// commitment; fetch the key resource; load; then the engine. Returns the
+/// agent and the attester to re-attest with.
+///
+/// - A **sealed** folder ([`crate::model::sealed::is_sealed`]): the
+///   commitment `sealed.json` claims is attested, the key resource is
+///   `model_key` or else the manifest's `key_resource`, and the weights are
+///   decrypted in memory and hashed by `load_sealed`, which refuses a root
+///   other than the attested commitment. Nothing is decrypted before the
+///   broker released the key to this attested session.
+/// - A **plain** model: hashed first, its commitment attested; `model_key`,
+///   when set, is fetched only to prove the broker's resource policy
+///   releases it to this session, and the bytes are dropped.
 pub async fn start_attested_agent(
     config: &crate::agent::VerifierConfig,
     model: &std::path::Path,
@@ -459,23 +475,62 @@ pub async fn start_attested_agent(
         path: model.display().to_string(),
         source,
     };
+    use crate::model::sealed::{SealedManifest, is_sealed, load_sealed};
     let ear_key = EarKey::read(&config.ear_key).map_err(KbsError::Ear)?;
     let session = Session::new();
-    let loaded = crate::model::load_and_hash(model, progress).map_err(model_err)?;
-    let commitment = loaded.commitment.to_string();
+    // A sealed folder is attested with the commitment its manifest claims;
+    // load_sealed later refuses weights whose root differs from it.
+    let (commitment, key_path, plain) = if is_sealed(model) {
+        let manifest = SealedManifest::read(model).map_err(model_err)?;
+        let key_path = config
+            .model_key
+            .clone()
+            .unwrap_or_else(|| manifest.key_resource.clone());
+        (manifest.model_commitment.to_string(), Some(key_path), None)
+    } else {
+        let loaded = crate::model::load_and_hash(model, progress).map_err(model_err)?;
+        (
+            loaded.commitment.to_string(),
+            config.model_key.clone(),
+            Some(loaded),
+        )
+    };
     let mut attester = KbsAttester::new(KbsClient::new(&config.url)?, ear_key, source, commitment);
     let attestation = attester.attest(&session).await?;
     eprintln!(
         "guest-agent: attested to {}: EAR {:?} (roots {}), valid until {} (Unix time)",
         config.url, attestation.ear.status, attestation.ear.roots, attestation.ear.exp
     );
-    if let Some(path) = &config.model_key {
-        let secret = attester.get_resource(path, &session).await?;
-        eprintln!(
-            "guest-agent: key broker released {path} ({} bytes)",
-            secret.len()
-        );
-    }
+    let secret = match &key_path {
+        Some(path) => {
+            let secret = zeroize::Zeroizing::new(attester.get_resource(path, &session).await?);
+            eprintln!(
+                "guest-agent: key broker released {path} ({} bytes)",
+                secret.len()
+            );
+            Some(secret)
+        }
+        None => None,
+    };
+    let loaded = match (plain, secret) {
+        // A plain model: the key, if one was fetched, is dropped unused.
+        (Some(loaded), _) => loaded,
+        (None, Some(secret)) => {
+            let key = attestor::sealed::SealKey::from_jwk_bytes(&secret).map_err(|e| {
+                StartError::SealKey {
+                    resource: key_path.clone().unwrap_or_default(),
+                    reason: e.to_string(),
+                }
+            })?;
+            load_sealed(model, &key, progress).map_err(model_err)?
+        }
+        (None, None) => {
+            return Err(StartError::SealKey {
+                resource: String::new(),
+                reason: "a sealed model needs a key resource".into(),
+            });
+        }
+    };
     let agent = crate::agent::Agent::start_attested(
         session,
         &loaded,

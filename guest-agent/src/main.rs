@@ -328,6 +328,13 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let agent = match &config.verifier {
             None => {
+                if model::sealed::is_sealed(&config.model) {
+                    anyhow::bail!(
+                        "{} is a sealed model: only the key broker releases its key, so the \
+                         config needs a [verifier] table",
+                        config.model.display()
+                    );
+                }
                 let loaded = model::load_and_hash(&config.model, Progress::Auto)
                     .with_context(|| format!("hashing model {}", config.model.display()))?;
                 Arc::new(Agent::start(&loaded, config.kind, &source)?)

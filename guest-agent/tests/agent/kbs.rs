@@ -90,6 +90,11 @@ impl Broker {
 
 /// The real broker on 127.0.0.1:0 with `set` and the model key stored.
 async fn broker(set: &str, model: Option<&str>) -> Broker {
+    broker_with(set, model, SECRET).await
+}
+
+/// The same, with `secret` stored at [`KEY_PATH`].
+async fn broker_with(set: &str, model: Option<&str>, secret: &[u8]) -> Broker {
     let policies = policies(model);
     let data = tempfile::tempdir().unwrap();
     let collateral = BundleCollateral {
@@ -108,7 +113,7 @@ async fn broker(set: &str, model: Option<&str>) -> Broker {
         .put(
             "default",
             ["default", "model", "smollm2-135m-instruct"],
-            SECRET,
+            secret,
         )
         .unwrap();
     let app = verifier::broker::router(Arc::new(broker));
@@ -658,4 +663,82 @@ async fn re_attestation_keeps_the_result_fresh_and_a_failure_stops_serving() {
         refusal.message
     );
     assert_eq!(agent.ear_token(), None);
+}
+
+/// A sealed model folder is attested with its claimed commitment and opened
+/// only with the key the broker releases to that attested session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_model_opens_only_with_the_key_the_broker_releases() {
+    use attestor::sealed::SealKey;
+    use guest_agent::agent::VerifierConfig;
+    use guest_agent::kbs::{StartError, start_attested_agent};
+    use guest_agent::model::sealed::seal_folder;
+
+    let model = tiny_model();
+    let commitment = model.loaded.commitment.to_string();
+    let out = tempfile::tempdir().unwrap();
+    let sealed = out.path().join("sealed");
+    let key = SealKey::generate();
+    seal_folder(model.dir.path(), &sealed, &key, KEY_PATH, Progress::Silent).unwrap();
+    let start = |b: &Broker| {
+        let config = VerifierConfig {
+            url: b.url.clone(),
+            ear_key: b.ear_key_path(),
+            model_key: None,
+            refresh_secs: 300,
+            on_not_affirming: OnNotAffirming::Refuse,
+        };
+        let sealed = sealed.clone();
+        async move {
+            start_attested_agent(
+                &config,
+                &sealed,
+                ModelKind::Generate,
+                simulate(),
+                Progress::Silent,
+            )
+            .await
+        }
+    };
+
+    let b = broker_with("development", Some(&commitment), &key.to_jwk_bytes()).await;
+    let (agent, _) = start(&b).await.unwrap();
+    assert_eq!(agent.model_commitment().to_string(), commitment);
+    assert_eq!(
+        agent.bundle().runtime_data.model(),
+        Some(commitment.as_str())
+    );
+    let out = agent.generate("", "the sea", 3).unwrap();
+    let claims = verify(&out.receipt.compact, &agent.receipt_jwk()).unwrap();
+    assert_eq!(claims.policy_decision.status, DecisionStatus::Allow);
+    assert_eq!(claims.model_commitment.to_string(), commitment);
+    // The same output as the plaintext model gives.
+    let plain = Agent::start(&model.loaded, ModelKind::Generate, &simulate()).unwrap();
+    assert_eq!(plain.generate("", "the sea", 3).unwrap().output, out.output);
+
+    // Another key under the resource: the weights do not open.
+    let b = broker_with(
+        "development",
+        Some(&commitment),
+        &SealKey::generate().to_jwk_bytes(),
+    )
+    .await;
+    let Err(StartError::Model { .. }) = start(&b).await else {
+        panic!("a wrong key opened the sealed model");
+    };
+    // Bytes that are not a key.
+    let b = broker_with("development", Some(&commitment), b"not a key").await;
+    let Err(StartError::SealKey { resource, .. }) = start(&b).await else {
+        panic!("a non-key was used as the key");
+    };
+    assert_eq!(resource, KEY_PATH);
+    // A model the reference values do not name: denied, and no key released.
+    let b = broker_with("development", None, &key.to_jwk_bytes()).await;
+    let Err(StartError::Kbs(err)) = start(&b).await else {
+        panic!("an unknown model was attested");
+    };
+    assert!(
+        err.problem().unwrap().codes().contains(&"model_mismatch"),
+        "{err}"
+    );
 }
