@@ -455,14 +455,21 @@ async fn serve_cli_attests_then_listens_or_exits_3_on_a_denial() {
     assert!(stderr.contains("\"denials\""), "{stderr}");
     assert!(out.stdout.is_empty());
 
-    // Allowed: the key is fetched and the one stdout line says where it listens.
-    let b = broker("development", Some(&commitment)).await;
-    let config = serve_config(
-        configs.path(),
+    // Allowed, with the model sealed at rest: the key named in sealed.json
+    // is released, the weights open, and the one stdout line says where it
+    // listens.
+    let key = attestor::sealed::SealKey::generate();
+    let sealed = configs.path().join("sealed");
+    guest_agent::model::sealed::seal_folder(
         model.dir.path(),
-        &b,
-        &format!("model_key = {KEY_PATH:?}\n"),
-    );
+        &sealed,
+        &key,
+        KEY_PATH,
+        Progress::Silent,
+    )
+    .unwrap();
+    let b = broker_with("development", Some(&commitment), &key.to_jwk_bytes()).await;
+    let config = serve_config(configs.path(), &sealed, &b, "");
     let mut child = std::process::Command::new(exe)
         .args(["serve", "--config"])
         .arg(&config)
@@ -500,6 +507,7 @@ async fn serve_cli_attests_then_listens_or_exits_3_on_a_denial() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(s.ear.starts_with("eyJ"), "{}", s.ear);
+    assert!(s.simulated);
     let bundle =
         attestor::evidence::EvidenceBundle::from_json(s.evidence_bundle_json.as_bytes()).unwrap();
     assert_eq!(bundle.runtime_data.model(), Some(commitment.as_str()));
