@@ -750,3 +750,80 @@ async fn a_sealed_model_opens_only_with_the_key_the_broker_releases() {
         "{err}"
     );
 }
+
+/// A reviewer's offline check (the verifier's `receipt verify` chain):
+/// receipt → receipt key in the appraised bundle → evidence → the EAR the
+/// receipt names, with the broker's EAR key. Another attestation's EAR does
+/// not match the receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_verify_offline_back_to_the_evidence_and_the_ear() {
+    use verifier::appraise::bundle::Verifier;
+    use verifier::policy::PolicySet;
+
+    let model = tiny_model();
+    let commitment = model.loaded.commitment.to_string();
+    let b = broker("development", Some(&commitment)).await;
+    let (agent, a) = attested_agent(&b, &model, OnNotAffirming::Refuse).await;
+    let out = agent.generate("", "the sea", 3).unwrap();
+
+    let policies = policies(Some(&commitment));
+    let ear_jwk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.ear_key_path()).unwrap()).unwrap();
+    let ear_key = *attestor::receipt::ReceiptPublicKey::from_jwk(&ear_jwk)
+        .unwrap()
+        .verifying_key();
+    let reviewer = Verifier::new(
+        TrustRoots::danger_simulated(&SimSeed::DEFAULT).unwrap(),
+        PolicySet::load(policies.path(), "development").unwrap(),
+        p384::ecdsa::SigningKey::random(&mut rand_core::OsRng),
+        verifier::result::VerifierId {
+            developer: "test".into(),
+            build: "test".into(),
+        },
+        300,
+    )
+    .with_ear_key(ear_key);
+    let collateral = BundleCollateral {
+        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
+            .unwrap()
+            .into_iter()
+            .map(String::into_bytes)
+            .collect(),
+        ..BundleCollateral::default()
+    };
+    let now = verifier::time::UnixTime::now();
+    let bundle = agent.bundle();
+    let v = reviewer
+        .verify_receipt(
+            &out.receipt.compact,
+            &bundle,
+            &collateral,
+            Some(&a.ear.token),
+            now,
+        )
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(v.ear.is_some());
+    assert_eq!(v.receipt.model_commitment.to_string(), commitment);
+
+    // The EAR of another attestation of the same session is not the one named.
+    let other = b
+        .attester(&model.loaded)
+        .attest(agent.session())
+        .await
+        .unwrap();
+    let denials = reviewer
+        .verify_receipt(
+            &out.receipt.compact,
+            &bundle,
+            &collateral,
+            Some(&other.ear.token),
+            now,
+        )
+        .unwrap_err();
+    assert!(
+        denials
+            .iter()
+            .any(|d| d.code == verifier::denial::DenialCode::EarMismatch),
+        "{denials:?}"
+    );
+}
