@@ -47,6 +47,14 @@ impl ResourcePolicy for PolicySetAdapter {
 
 impl DecisionLog for AuditLog {
     fn record(&self, entry: &AuditEntry, evidence: Option<&[u8]>) -> Result<(), LogError> {
+        self.record_indexed(entry, evidence).map(|_| ())
+    }
+
+    fn record_indexed(
+        &self,
+        entry: &AuditEntry,
+        evidence: Option<&[u8]>,
+    ) -> Result<Option<u64>, LogError> {
         if let Some(bytes) = evidence {
             let digest = self
                 .put_evidence(bytes)
@@ -60,7 +68,7 @@ impl DecisionLog for AuditLog {
             }
         }
         self.append(entry)
-            .map(|_| ())
+            .map(Some)
             .map_err(|e| LogError(e.to_string()))
     }
 }

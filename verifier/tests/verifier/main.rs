@@ -12,6 +12,7 @@ mod collateral;
 mod inspect_cli;
 mod jwe;
 mod kbs_e2e;
+mod load;
 mod pipeline;
 mod policy;
 
