@@ -15,6 +15,7 @@ mod kbs_e2e;
 mod load;
 mod pipeline;
 mod policy;
+mod sigkill;
 
 use std::path::PathBuf;
 
