@@ -409,6 +409,13 @@ impl Broker {
         }
     }
 
+    /// This broker with another [`BrokerConfig::request_timeout`] (for
+    /// brokers built elsewhere, e.g. by `serve::build`).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
     fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         // A poisoned map only means a handler panicked; its state is still consistent.
         self.sessions

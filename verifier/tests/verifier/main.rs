@@ -6,6 +6,7 @@ mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
 mod audit;
+mod audit_concurrency;
 mod broker;
 mod check_cli;
 mod collateral;
