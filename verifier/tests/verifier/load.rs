@@ -176,3 +176,85 @@ async fn every_answer_names_the_audit_entry_that_recorded_it() {
     assert!(log.entry(1).unwrap().unwrap().evidence_digest.is_some());
     assert_eq!(log.size().unwrap(), 5);
 }
+
+/// TEST ONLY. Sleeps, counts how many appraisals run at once, and refuses.
+struct CountingTestAppraiser {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl verifier::broker::Appraiser for CountingTestAppraiser {
+    fn appraise(
+        &self,
+        _tee: verifier::broker::Tee,
+        _body: &[u8],
+        _nonce: &str,
+        _now: verifier::time::UnixTime,
+    ) -> Result<verifier::broker::Attested, Vec<verifier::denial::Denial>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        std::thread::sleep(Duration::from_millis(150));
+        self.running.fetch_sub(1, SeqCst);
+        Err(vec![verifier::denial::Denial::new(
+            verifier::denial::DenialCode::DebugEnabled,
+            "test refusal",
+        )])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appraisals_run_at_most_the_configured_number_at_once() {
+    use verifier::broker::{Broker, BrokerConfig, BrokerParts, PolicySetAdapter, SystemClock};
+    let dir = tempfile::tempdir().unwrap();
+    let appraiser = Arc::new(CountingTestAppraiser {
+        running: 0.into(),
+        most: 0.into(),
+    });
+    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let broker = Broker::new(
+        BrokerConfig {
+            max_concurrent_appraisals: 2,
+            ..BrokerConfig::default()
+        },
+        BrokerParts {
+            appraiser: appraiser.clone(),
+            policy: Arc::new(PolicySetAdapter(
+                verifier::policy::PolicySet::load(&policies, "development").unwrap(),
+            )),
+            store: Arc::new(SqliteResourceStore::open(&dir.path().join("r.sqlite3")).unwrap()),
+            log: Arc::new(AuditLog::open(&dir.path().join("audit")).unwrap()),
+            clock: Arc::new(SystemClock),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, verifier::broker::router(Arc::new(broker)))
+            .await
+            .unwrap();
+    });
+    let client = loadgen::KbsClient::new(&url, Duration::from_secs(60)).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let auth = client.auth(None).await.unwrap().ok().unwrap();
+            let nonce = auth.json().unwrap()["nonce"].as_str().unwrap().to_owned();
+            let body = serde_json::json!({
+                "runtime-data": {"nonce": nonce, "tee-pubkey": {}},
+                "tee-evidence": {},
+            });
+            let cookie = auth.cookie.unwrap();
+            let r = client
+                .attest(Some(&cookie), body.to_string().into_bytes())
+                .await
+                .unwrap();
+            (r.status, r.denial_codes())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap(), (401, vec!["debug_enabled".to_owned()]));
+    }
+    assert_eq!(appraiser.most.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
