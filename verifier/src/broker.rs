@@ -14,7 +14,10 @@
 //! before it is answered. Fail closed: a secret is released only after the
 //! session is attested and unexpired, the policy allows, the resource exists,
 //! encryption succeeded and the allow was logged; any error is a 401 without
-//! ciphertext.
+//! ciphertext. Every answer names the audit entry that recorded it
+//! ([`AUDIT_ENTRY_HEADER`]). Appraisals and release decisions run at most
+//! [`BrokerConfig::max_concurrent_appraisals`] at once. [`loadgen`] is a
+//! loopback load client for tests and benches.
 
 mod adapters;
 mod appraiser;
