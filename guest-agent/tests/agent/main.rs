@@ -4,5 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod infer;
+mod kbs;
 mod model;
+mod sealed;
 mod service;

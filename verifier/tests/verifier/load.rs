@@ -203,15 +203,26 @@ impl verifier::broker::Appraiser for CountingTestAppraiser {
     }
 }
 
+/// TEST ONLY. Every attestation is refused, so no release is ever decided.
+struct NeverAskedTestPolicy;
+
+impl verifier::broker::ResourcePolicy for NeverAskedTestPolicy {
+    fn decide(
+        &self,
+        _request: &verifier::broker::ResourceRequest<'_>,
+    ) -> Result<String, Vec<verifier::denial::Denial>> {
+        unreachable!("no session is ever attested in this test")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appraisals_run_at_most_the_configured_number_at_once() {
-    use verifier::broker::{Broker, BrokerConfig, BrokerParts, PolicySetAdapter, SystemClock};
+    use verifier::broker::{Broker, BrokerConfig, BrokerParts, SystemClock};
     let dir = tempfile::tempdir().unwrap();
     let appraiser = Arc::new(CountingTestAppraiser {
         running: 0.into(),
         most: 0.into(),
     });
-    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let broker = Broker::new(
         BrokerConfig {
             max_concurrent_appraisals: 2,
@@ -219,9 +230,7 @@ async fn appraisals_run_at_most_the_configured_number_at_once() {
         },
         BrokerParts {
             appraiser: appraiser.clone(),
-            policy: Arc::new(PolicySetAdapter(
-                verifier::policy::PolicySet::load(&policies, "development").unwrap(),
-            )),
+            policy: Arc::new(NeverAskedTestPolicy),
             store: Arc::new(SqliteResourceStore::open(&dir.path().join("r.sqlite3")).unwrap()),
             log: Arc::new(AuditLog::open(&dir.path().join("audit")).unwrap()),
             clock: Arc::new(SystemClock),
