@@ -71,6 +71,47 @@ pub fn rng(seed: &SimSeed, label: &str) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(h.finalize().into())
 }
 
+/// A process-wide memo of values that depend on nothing but a seed and a
+/// label (CA certificates, device chains). Re-signing them for every
+/// simulated report (RSA-4096 and several P-384 signatures) was most of the
+/// cost of simulated evidence, which load tests build by the hundred. The
+/// values are deterministic, so the memo changes no output.
+pub(crate) struct Memo<V>(OnceLock<Mutex<HashMap<MemoKey, V>>>);
+
+/// A memo key: the seed's bytes and the label.
+type MemoKey = ([u8; 32], String);
+
+impl<V: Clone> Memo<V> {
+    /// An empty memo (for a `static`).
+    pub(crate) const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    /// The value for `(seed, label)`, made by `make` the first time. The lock
+    /// is not held while making: two threads may both make it, and both get
+    /// the same (deterministic) value.
+    pub(crate) fn get_or_make(
+        &self,
+        seed: &SimSeed,
+        label: &str,
+        make: impl FnOnce() -> Result<V, SimError>,
+    ) -> Result<V, SimError> {
+        let map = self.0.get_or_init(Default::default);
+        let key = (seed.into_bytes(), label.to_owned());
+        let poisoned = |e: std::sync::PoisonError<_>| SimError::Key(format!("memo: {e}"));
+        if let Some(v) = map.lock().map_err(poisoned)?.get(&key) {
+            return Ok(v.clone());
+        }
+        let made = make()?;
+        Ok(map
+            .lock()
+            .map_err(poisoned)?
+            .entry(key)
+            .or_insert(made)
+            .clone())
+    }
+}
+
 /// A simulated signing key.
 #[derive(Clone)]
 pub enum SimKey {

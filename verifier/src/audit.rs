@@ -8,7 +8,10 @@
 //! evidence is stored by SHA-256 beside the entries, so a reviewer can
 //! re-appraise later. Storage is SQLite in WAL mode with `synchronous=FULL`:
 //! [`AuditLog::append`] returns only after the entry and its tree hashes are
-//! fsynced, so an answered decision survives `SIGKILL` or power loss.
+//! fsynced, so an answered decision survives `SIGKILL` or power loss. Appends
+//! that arrive while a commit is in progress are written together by the
+//! next one (group commit: one fsync per batch, each caller answered only
+//! after the commit holding its entry).
 //!
 //! What it must never do: rewrite or drop an entry, sign two inconsistent
 //! checkpoints (each new checkpoint is checked against the last one signed,
@@ -29,6 +32,7 @@ pub mod reappraise;
 mod remote;
 mod store;
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -57,6 +61,21 @@ pub struct AuditLog {
     conn: Mutex<Connection>,
     signer: Option<LogSigner>,
     verifier_key: String,
+    /// Appends waiting for the next group commit. Lock order: `conn`, then
+    /// `queue`, never the reverse.
+    queue: Mutex<CommitQueue>,
+}
+
+/// The group-commit queue. Invariant: a committer takes `waiting` while it
+/// holds `conn`, and publishes every outcome in `done` before releasing
+/// `conn`; so whoever next holds `conn` finds its entry either done or still
+/// waiting.
+#[derive(Default)]
+struct CommitQueue {
+    next_ticket: u64,
+    waiting: Vec<(u64, store::NewEntry)>,
+    /// Ticket → index, or the batch's error.
+    done: HashMap<u64, Result<u64, String>>,
 }
 
 /// Which entries to list.
@@ -278,6 +297,7 @@ impl AuditLog {
             conn: Mutex::new(conn),
             verifier_key: signer.verifier_key().to_owned(),
             signer: Some(signer),
+            queue: Mutex::default(),
         })
     }
 
@@ -314,6 +334,7 @@ impl AuditLog {
             conn: Mutex::new(conn),
             signer,
             verifier_key,
+            queue: Mutex::default(),
         })
     }
 
@@ -329,14 +350,70 @@ impl AuditLog {
 
     /// Appends an entry; returns its index once it is durable (fsynced).
     pub fn append(&self, entry: &AuditEntry) -> Result<u64, AuditError> {
-        let body = entry.canonical_bytes()?;
-        let cols = store::Columns {
+        self.append_with_evidence(entry, None)
+    }
+
+    /// Appends an entry and, in the same transaction, the raw evidence it
+    /// names (`evidence_digest` must be its `sha256:` digest); returns the
+    /// entry's index once both are durable.
+    ///
+    /// Group commit: the entry joins a queue; the first caller to get the
+    /// database writes everything queued in one transaction (one fsync) and
+    /// hands each caller its index. Nobody returns before the commit holding
+    /// its entry, and a failed commit fails every entry in it.
+    pub fn append_with_evidence(
+        &self,
+        entry: &AuditEntry,
+        evidence: Option<&[u8]>,
+    ) -> Result<u64, AuditError> {
+        let new = store::NewEntry {
+            body: entry.canonical_bytes()?,
             time: entry.time.0,
             kind: entry.kind.as_str(),
             decision: entry.decision.as_str(),
+            evidence: evidence.map(|b| (*Sha256Digest::of(b).as_bytes(), b.to_vec())),
         };
-        let mut conn = self.lock()?;
-        Ok(store::append(&mut conn, &body, &cols)?)
+        let ticket = {
+            let mut q = self.queue()?;
+            let ticket = q.next_ticket;
+            q.next_ticket = q.next_ticket.wrapping_add(1);
+            q.waiting.push((ticket, new));
+            ticket
+        };
+        let outcome = |r: Result<u64, String>| r.map_err(|e| StoreError::Batch(e).into());
+        loop {
+            // Held for the commit and until the outcomes are published.
+            let mut conn = self.lock()?;
+            let batch = {
+                let mut q = self.queue()?;
+                if let Some(r) = q.done.remove(&ticket) {
+                    return outcome(r);
+                }
+                std::mem::take(&mut q.waiting)
+            };
+            if batch.is_empty() {
+                // Impossible by the queue's invariant; never spin on it.
+                return Err(StoreError::Batch(format!("entry {ticket} left the queue")).into());
+            }
+            let result = store::append_batch(&mut conn, batch.iter().map(|(_, e)| e));
+            let mut q = self.queue()?;
+            match result {
+                Ok(indexes) => {
+                    for ((t, _), index) in batch.iter().zip(indexes) {
+                        q.done.insert(*t, Ok(index));
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    for (t, _) in &batch {
+                        q.done.insert(*t, Err(e.clone()));
+                    }
+                }
+            }
+            if let Some(r) = q.done.remove(&ticket) {
+                return outcome(r);
+            }
+        }
     }
 
     /// Stores raw evidence by its SHA-256 (durable on return); idempotent.
@@ -605,6 +682,10 @@ impl AuditLog {
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, AuditError> {
         self.conn.lock().map_err(|_| AuditError::Poisoned)
+    }
+
+    fn queue(&self) -> Result<MutexGuard<'_, CommitQueue>, AuditError> {
+        self.queue.lock().map_err(|_| AuditError::Poisoned)
     }
 }
 

@@ -14,10 +14,14 @@
 //! before it is answered. Fail closed: a secret is released only after the
 //! session is attested and unexpired, the policy allows, the resource exists,
 //! encryption succeeded and the allow was logged; any error is a 401 without
-//! ciphertext.
+//! ciphertext. Every answer names the audit entry that recorded it
+//! ([`AUDIT_ENTRY_HEADER`]). Appraisals and release decisions run at most
+//! [`BrokerConfig::max_concurrent_appraisals`] at once. [`loadgen`] is a
+//! loopback load client for tests and benches.
 
 mod adapters;
 mod appraiser;
+pub mod loadgen;
 mod store;
 
 use std::collections::HashMap;
@@ -51,6 +55,12 @@ pub const PROTOCOL_VERSION: &str = "0.4.0";
 pub const COOKIE: &str = "kbs-session-id";
 /// The prefix of RFC 7807 `type` URIs, as Trustee writes them.
 pub const ERROR_TYPE_PREFIX: &str = "https://github.com/confidential-containers/kbs/errors/";
+/// Response header naming the audit-log index of the entry that recorded the
+/// decision being answered (allow or deny). Absent only when a deny could not
+/// be logged. It lets a client or reviewer find the exact entry (`verifier
+/// audit show N`), and lets tests check that no answered decision is lost.
+/// It reveals only how many decisions the log holds.
+pub const AUDIT_ENTRY_HEADER: &str = "x-audit-entry";
 
 /// TEE names (kbs-types `Tee`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,6 +165,16 @@ pub trait DecisionLog: Send + Sync {
     /// Appends one entry durably. `evidence`, when given, is the raw bytes
     /// the entry's `evidence_digest` names, to keep beside the log.
     fn record(&self, entry: &AuditEntry, evidence: Option<&[u8]>) -> Result<(), LogError>;
+
+    /// [`record`](Self::record), returning the entry's index when the log
+    /// numbers its entries (the broker answers it in [`AUDIT_ENTRY_HEADER`]).
+    fn record_indexed(
+        &self,
+        entry: &AuditEntry,
+        evidence: Option<&[u8]>,
+    ) -> Result<Option<u64>, LogError> {
+        self.record(entry, evidence).map(|()| None)
+    }
 }
 
 /// The time source (seconds); injectable for tests.
@@ -186,6 +206,11 @@ pub struct BrokerConfig {
     pub default_tenant: String,
     /// How long one request may take (appraisal included) before it is refused.
     pub request_timeout: Duration,
+    /// Attestations and resource decisions (both evaluate Rego) run at most
+    /// this many at once; the rest wait their turn within `request_timeout`.
+    /// Rego's execution limit is wall-clock time, so running more
+    /// evaluations than cores lets it fire under load and deny good evidence.
+    pub max_concurrent_appraisals: usize,
 }
 
 impl Default for BrokerConfig {
@@ -196,6 +221,8 @@ impl Default for BrokerConfig {
             tenant_claim: "/tenant".to_owned(),
             default_tenant: "default".to_owned(),
             request_timeout: Duration::from_secs(30),
+            max_concurrent_appraisals: std::thread::available_parallelism()
+                .map_or(2, std::num::NonZeroUsize::get),
         }
     }
 }
@@ -228,6 +255,8 @@ pub struct Broker {
     config: BrokerConfig,
     parts: BrokerParts,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Permits for [`BrokerConfig::max_concurrent_appraisals`].
+    appraisals: Arc<tokio::sync::Semaphore>,
 }
 
 /// A refusal: always 401 with an RFC 7807 body.
@@ -249,6 +278,15 @@ impl Refusal {
     fn one(variant: &'static str, title: &'static str, denial: Denial) -> Self {
         Self::new(variant, title, vec![denial])
     }
+}
+
+/// Names the audit entry that recorded the decision a response answers.
+fn with_audit_entry(mut resp: Response, index: Option<u64>) -> Response {
+    if let Some(n) = index {
+        resp.headers_mut()
+            .insert(AUDIT_ENTRY_HEADER, HeaderValue::from(n));
+    }
+    resp
 }
 
 impl IntoResponse for Refusal {
@@ -365,11 +403,20 @@ fn broker_error(message: impl Into<String>) -> Denial {
 impl Broker {
     /// A broker with no sessions.
     pub fn new(config: BrokerConfig, parts: BrokerParts) -> Self {
+        let permits = config.max_concurrent_appraisals.max(1);
         Self {
             config,
             parts,
             sessions: Mutex::new(HashMap::new()),
+            appraisals: Arc::new(tokio::sync::Semaphore::new(permits)),
         }
+    }
+
+    /// This broker with another [`BrokerConfig::request_timeout`] (for
+    /// brokers built elsewhere, e.g. by `serve::build`).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
@@ -379,22 +426,44 @@ impl Broker {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn log(&self, entry: AuditEntry, evidence: Option<&[u8]>) -> Result<(), Refusal> {
-        self.parts.log.record(&entry, evidence).map_err(|e| {
-            Refusal::one(
-                "InternalError",
-                "decision could not be logged",
-                broker_error(e.to_string()),
-            )
-        })
+    fn log(&self, entry: AuditEntry, evidence: Option<&[u8]>) -> Result<Option<u64>, Refusal> {
+        self.parts
+            .log
+            .record_indexed(&entry, evidence)
+            .map_err(|e| {
+                Refusal::one(
+                    "InternalError",
+                    "decision could not be logged",
+                    broker_error(e.to_string()),
+                )
+            })
     }
 
-    fn log_deny(&self, request_id: &str, kind: EntryKind, resource: Option<String>, r: &Refusal) {
+    /// Logs a deny; returns its index when it was logged.
+    fn log_deny(
+        &self,
+        request_id: &str,
+        kind: EntryKind,
+        resource: Option<String>,
+        r: &Refusal,
+    ) -> Option<u64> {
         let mut entry = AuditEntry::new(self.parts.clock.now(), request_id, kind, Decision::Deny);
         entry.resource = resource;
         entry.reasons = r.denials.iter().map(to_reason).collect();
         // A deny is answered as a deny whether or not it could be logged.
-        let _ = self.parts.log.record(&entry, None);
+        self.parts.log.record_indexed(&entry, None).ok().flatten()
+    }
+
+    /// Logs a deny and answers it, naming its entry.
+    fn deny(
+        &self,
+        request_id: &str,
+        kind: EntryKind,
+        resource: Option<String>,
+        r: Refusal,
+    ) -> Response {
+        let index = self.log_deny(request_id, kind, resource, &r);
+        with_audit_entry(r.into_response(), index)
     }
 
     fn set_cookie(&self, id: &str) -> HeaderValue {
@@ -420,8 +489,7 @@ impl Broker {
                     "malformed request",
                     Denial::new(DenialCode::EvidenceMalformed, format!("request body: {e}")),
                 );
-                self.log_deny(&request_id, EntryKind::Appraisal, None, &r);
-                return r.into_response();
+                return self.deny(&request_id, EntryKind::Appraisal, None, r);
             }
         };
         if req.version != PROTOCOL_VERSION {
@@ -436,8 +504,7 @@ impl Broker {
                     &req.version,
                 ),
             );
-            self.log_deny(&request_id, EntryKind::Appraisal, None, &r);
-            return r.into_response();
+            return self.deny(&request_id, EntryKind::Appraisal, None, r);
         }
         let mut raw = [0u8; 32];
         OsRng.fill_bytes(&mut raw);
@@ -478,15 +545,18 @@ impl Broker {
         };
         let mut entry = AuditEntry::new(now, &id, EntryKind::Appraisal, Decision::Allow);
         entry.policy_id = Some("kbs:challenge".to_owned());
-        if let Err(r) = self.log(entry, None) {
-            self.sessions().remove(&id);
-            return r.into_response();
-        }
+        let index = match self.log(entry, None) {
+            Ok(index) => index,
+            Err(r) => {
+                self.sessions().remove(&id);
+                return r.into_response();
+            }
+        };
         let body = json!({"nonce": nonce, "extra-params": ""});
         let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::SET_COOKIE, self.set_cookie(&id));
-        resp
+        with_audit_entry(resp, index)
     }
 
     /// `POST /kbs/v0/attest`.
@@ -497,28 +567,28 @@ impl Broker {
                 "no session",
                 Denial::new(DenialCode::SessionInvalid, "no kbs-session-id cookie"),
             );
-            self.log_deny("unauthenticated", EntryKind::Appraisal, None, &r);
-            return r.into_response();
+            return self.deny("unauthenticated", EntryKind::Appraisal, None, r);
         };
         match self.attest_session(&id, body, abandoned) {
-            Ok(token) => {
+            Ok((token, index)) => {
                 let mut resp =
                     (StatusCode::OK, axum::Json(json!({"token": token}))).into_response();
                 resp.headers_mut()
                     .insert(header::SET_COOKIE, self.set_cookie(&id));
-                resp
+                with_audit_entry(resp, index)
             }
             Err(r) => {
-                self.log_attest_deny(&id, body, &r);
-                r.into_response()
+                let index = self.log_attest_deny(&id, body, &r);
+                with_audit_entry(r.into_response(), index)
             }
         }
     }
 
     /// Logs a refused attestation with its raw body stored by digest, so a
     /// reviewer can re-appraise a deny as well as an allow. When the body
-    /// cannot be stored, the deny is still logged (without it).
-    fn log_attest_deny(&self, request_id: &str, body: &[u8], r: &Refusal) {
+    /// cannot be stored, the deny is still logged (without it). Returns the
+    /// entry's index when it was logged.
+    fn log_attest_deny(&self, request_id: &str, body: &[u8], r: &Refusal) -> Option<u64> {
         if body.is_empty() {
             return self.log_deny(request_id, EntryKind::Appraisal, None, r);
         }
@@ -530,8 +600,9 @@ impl Broker {
         );
         entry.evidence_digest = Some(sha256_label(body));
         entry.reasons = r.denials.iter().map(to_reason).collect();
-        if self.parts.log.record(&entry, Some(body)).is_err() {
-            self.log_deny(request_id, EntryKind::Appraisal, None, r);
+        match self.parts.log.record_indexed(&entry, Some(body)) {
+            Ok(index) => index,
+            Err(_) => self.log_deny(request_id, EntryKind::Appraisal, None, r),
         }
     }
 
@@ -540,7 +611,7 @@ impl Broker {
         id: &str,
         body: &[u8],
         abandoned: &AtomicBool,
-    ) -> Result<String, Refusal> {
+    ) -> Result<(String, Option<u64>), Refusal> {
         let now = self.parts.clock.now();
         // Take the nonce and drop any earlier attestation: whatever happens
         // next, this session is attested only if this evidence passes.
@@ -632,7 +703,7 @@ impl Broker {
         entry.ear_digest = Some(sha256_label(attested.ear_token.as_bytes()));
         entry.ear_status = overall_status(&attested.claims_json);
         entry.policy_id = ear_policy_ids(&attested.claims_json);
-        self.log(entry, Some(body))?;
+        let index = self.log(entry, Some(body))?;
         let token = attested.ear_token.clone();
         let mut sessions = self.sessions();
         let session = sessions.get_mut(id).ok_or_else(|| {
@@ -654,7 +725,7 @@ impl Broker {
             ));
         }
         session.attested = Some(attested);
-        Ok(token)
+        Ok((token, index))
     }
 
     /// `GET /kbs/v0/resource/{repo}/{type}/{tag}`.
@@ -662,11 +733,10 @@ impl Broker {
         let resource = format!("kbs:///{}/{}/{}", path[0], path[1], path[2]);
         let request_id = session_cookie(headers).unwrap_or_else(|| "unauthenticated".to_owned());
         match self.release(headers, path, &resource) {
-            Ok(jwe) => (StatusCode::OK, axum::Json(jwe)).into_response(),
-            Err(r) => {
-                self.log_deny(&request_id, EntryKind::Resource, Some(resource), &r);
-                r.into_response()
+            Ok((jwe, index)) => {
+                with_audit_entry((StatusCode::OK, axum::Json(jwe)).into_response(), index)
             }
+            Err(r) => self.deny(&request_id, EntryKind::Resource, Some(resource), r),
         }
     }
 
@@ -675,7 +745,7 @@ impl Broker {
         headers: &HeaderMap,
         path: [&str; 3],
         resource: &str,
-    ) -> Result<crate::jwe::FlattenedJwe, Refusal> {
+    ) -> Result<(crate::jwe::FlattenedJwe, Option<u64>), Refusal> {
         let now = self.parts.clock.now();
         let token_refusal = |d| Refusal::one("TokenNotFound", "no valid attestation token", d);
         let (id, attested) = {
@@ -774,8 +844,8 @@ impl Broker {
         entry.ear_digest = Some(sha256_label(attested.ear_token.as_bytes()));
         entry.ear_status = overall_status(&attested.claims_json);
         entry.policy_id = Some(policy_id);
-        self.log(entry, None)?;
-        Ok(jwe)
+        let index = self.log(entry, None)?;
+        Ok((jwe, index))
     }
 }
 
@@ -818,18 +888,48 @@ fn ear_policy_ids(claims: &Value) -> Option<String> {
     (!ids.is_empty()).then(|| ids.join("+"))
 }
 
-/// Runs a handler off the async threads, within the configured time. On a
-/// timeout the request is refused and abandoned: an attestation still in
-/// flight will not mark the session attested, and one that already did is
-/// revoked, so a timed-out request never leaves anything usable behind.
-async fn guarded<F>(b: Arc<Broker>, kind: EntryKind, headers: &HeaderMap, f: F) -> Response
+/// Whether a handler waits for one of the
+/// [`BrokerConfig::max_concurrent_appraisals`] permits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// Cheap: runs at once.
+    None,
+    /// Evaluates policy: waits for a permit.
+    Appraisal,
+}
+
+/// Runs a handler off the async threads, within the configured time (waiting
+/// for a permit included). On a timeout the request is refused and abandoned:
+/// an attestation still in flight will not mark the session attested, and
+/// one that already did is revoked, so a timed-out request never leaves
+/// anything usable behind.
+async fn guarded<F>(
+    b: Arc<Broker>,
+    kind: EntryKind,
+    limit: Limit,
+    headers: &HeaderMap,
+    f: F,
+) -> Response
 where
     F: FnOnce(&Broker, &AtomicBool) -> Response + Send + 'static,
 {
     let abandoned = Arc::new(AtomicBool::new(false));
     let task = {
         let (b, abandoned) = (b.clone(), abandoned.clone());
-        tokio::task::spawn_blocking(move || f(&b, &abandoned))
+        async move {
+            let permit = match limit {
+                Limit::None => None,
+                // Never closed, so acquiring only waits.
+                Limit::Appraisal => b.appraisals.clone().acquire_owned().await.ok(),
+            };
+            tokio::task::spawn_blocking(move || {
+                // Held until the work is done, even when the request has
+                // already timed out, so the limit bounds the work running.
+                let _permit = permit;
+                f(&b, &abandoned)
+            })
+            .await
+        }
     };
     let refusal = match tokio::time::timeout(b.config.request_timeout, task).await {
         Ok(Ok(r)) => return r,
@@ -857,18 +957,17 @@ where
             s.attested = None;
         }
     }
-    b.log_deny(
+    b.deny(
         id.as_deref().unwrap_or("unauthenticated"),
         kind,
         None,
-        &refusal,
-    );
-    refusal.into_response()
+        refusal,
+    )
 }
 
 async fn auth_handler(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -> Response {
     let h = headers.clone();
-    guarded(b, EntryKind::Appraisal, &h, move |b, _| {
+    guarded(b, EntryKind::Appraisal, Limit::None, &h, move |b, _| {
         b.auth(&headers, &body)
     })
     .await
@@ -876,9 +975,13 @@ async fn auth_handler(State(b): State<Arc<Broker>>, headers: HeaderMap, body: By
 
 async fn attest_handler(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -> Response {
     let h = headers.clone();
-    guarded(b, EntryKind::Appraisal, &h, move |b, abandoned| {
-        b.attest(&headers, &body, abandoned)
-    })
+    guarded(
+        b,
+        EntryKind::Appraisal,
+        Limit::Appraisal,
+        &h,
+        move |b, abandoned| b.attest(&headers, &body, abandoned),
+    )
     .await
 }
 
@@ -888,7 +991,7 @@ async fn resource_handler(
     headers: HeaderMap,
 ) -> Response {
     let h = headers.clone();
-    guarded(b, EntryKind::Resource, &h, move |b, _| {
+    guarded(b, EntryKind::Resource, Limit::Appraisal, &h, move |b, _| {
         b.resource(&headers, [&repo, &kind, &tag])
     })
     .await

@@ -213,6 +213,7 @@ fn opaque_data(params: &GpuSimParams, vbios: [u8; 8], fwid: Fwid) -> OpaqueData 
 }
 
 /// The five certificates, root first, and the leaf's signing key.
+#[derive(Clone)]
 struct Chain {
     certs: Vec<Certificate>,
     leaf_key: SigningKey,
@@ -220,7 +221,13 @@ struct Chain {
 }
 
 impl Chain {
+    /// Made once per seed (see [`sim::Memo`]).
     fn build(seed: &SimSeed) -> Result<Self, SimError> {
+        static CHAINS: sim::Memo<Chain> = sim::Memo::new();
+        CHAINS.get_or_make(seed, "nvidia-gh100-chain", || Self::make(seed))
+    }
+
+    fn make(seed: &SimSeed) -> Result<Self, SimError> {
         let fwid = fwid(seed);
         let levels: [(&str, &str, Option<Option<u8>>); 5] = [
             (ROOT, "nvidia-device-root", Some(None)),

@@ -145,14 +145,18 @@ pub struct SimulatedRoots {
 /// Makes a signed report for `params` under `seed`.
 pub fn simulate(seed: &SimSeed, params: &SnpSimParams) -> Result<SimulatedSnp, SimError> {
     let product = params.product;
+    static VCEKS: sim::Memo<Vec<u8>> = sim::Memo::new();
     let ca = Ca::new(seed, product)?;
     let chip_id = params
         .chip_id
         .unwrap_or_else(|| derive_chip_id(seed, product));
 
+    // The label names everything the certificate depends on (product, chip, TCB).
     let vcek_label = format!("snp/{product}/vcek/{chip_id}/{}", params.tcb);
     let vcek_key = p384::ecdsa::SigningKey::random(&mut sim::rng(seed, &vcek_label));
-    let vcek_der = vcek_certificate(seed, product, &ca, &vcek_key, params.tcb, &chip_id)?;
+    let vcek_der = VCEKS.get_or_make(seed, &vcek_label, || {
+        vcek_certificate(seed, product, &ca, &vcek_key, params.tcb, &chip_id)
+    })?;
 
     let mut report = unsigned_report(seed, params, chip_id);
     let sig: p384::ecdsa::Signature = vcek_key.sign(&report.signed_bytes());
@@ -210,6 +214,7 @@ fn ask_name(product: Product) -> String {
 const VCEK_NAME: &str = "CN=SEV-VCEK SIMULATED,O=SIMULATED AMD,OU=Engineering";
 
 /// The ARK and ASK keys and certificates of one product.
+#[derive(Clone)]
 struct Ca {
     ask_key: SimKey,
     ark_der: Vec<u8>,
@@ -217,7 +222,15 @@ struct Ca {
 }
 
 impl Ca {
+    /// Made once per seed and product (see [`sim::Memo`]).
     fn new(seed: &SimSeed, product: Product) -> Result<Self, SimError> {
+        static CAS: sim::Memo<Ca> = sim::Memo::new();
+        CAS.get_or_make(seed, &format!("snp/{product}/ca"), || {
+            Self::make(seed, product)
+        })
+    }
+
+    fn make(seed: &SimSeed, product: Product) -> Result<Self, SimError> {
         let ark_key = SimKey::rsa(seed, &format!("snp/{product}/ark"))?;
         let ask_key = SimKey::rsa(seed, &format!("snp/{product}/ask"))?;
         let ark_spec = CertSpec::new(ark_name(product), &[1]).ca(Some(1));

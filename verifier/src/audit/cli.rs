@@ -233,7 +233,7 @@ pub fn run_audit_to(cmd: AuditCommand, out: &mut dyn Write) -> anyhow::Result<Ex
             let key = match (&log_key, &source.data) {
                 (Some(file), _) => Some(read_key(file)?),
                 (None, Some(dir)) if proof.is_some() => {
-                    Some(read_key(&dir.join(super::PUB_KEY_FILE))?)
+                    Some(read_key(&log_dir(dir).join(super::PUB_KEY_FILE))?)
                 }
                 (None, _) => None,
             };
@@ -476,8 +476,20 @@ fn open(source: &LogSource) -> anyhow::Result<AuditLog> {
     let Some(dir) = &source.data else {
         bail!("--data DIR or --server URL is required");
     };
-    AuditLog::open_existing(dir)
+    let dir = log_dir(dir);
+    AuditLog::open_existing(&dir)
         .with_context(|| format!("opening the audit log in {}", dir.display()))
+}
+
+/// The log's own directory, or the `audit` folder inside a `verifier serve`
+/// data directory (so `--data` takes either).
+fn log_dir(dir: &Path) -> PathBuf {
+    let inner = dir.join("audit");
+    if !dir.join(super::DB_FILE).exists() && inner.join(super::DB_FILE).exists() {
+        inner
+    } else {
+        dir.to_owned()
+    }
 }
 
 fn read_key(file: &Path) -> anyhow::Result<String> {

@@ -3,8 +3,9 @@
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a committed transaction
 //! is fsynced before `COMMIT` returns; each append is one `BEGIN IMMEDIATE`
-//! transaction that writes the entry and every hash it completes, so the tree
-//! and the entries can never disagree after a crash. Triggers refuse `UPDATE`
+//! transaction that writes a batch of entries (group commit), the evidence
+//! they name and every hash they complete, so the tree, the entries and the
+//! evidence can never disagree after a crash. Triggers refuse `UPDATE`
 //! and `DELETE` on entries, hashes and checkpoints: they catch our own bugs,
 //! not an attacker with the file (that is what `verify_all` and signed
 //! checkpoints are for).
@@ -75,6 +76,10 @@ pub enum StoreError {
     /// Computing tree hashes failed.
     #[error(transparent)]
     Merkle(#[from] MerkleError),
+    /// The group commit that carried this entry failed (the whole batch was
+    /// rolled back; the committer's error is given).
+    #[error("group commit failed: {0}")]
+    Batch(String),
 }
 
 /// One stored entry row.
@@ -93,11 +98,15 @@ pub(crate) struct CheckpointRow {
     pub(crate) note: String,
 }
 
-/// Filter columns of a new entry.
-pub(crate) struct Columns<'a> {
+/// A new entry: its canonical bytes, filter columns, and the evidence it
+/// names. Owned, so it can wait in the group-commit queue.
+pub(crate) struct NewEntry {
+    pub(crate) body: Vec<u8>,
     pub(crate) time: i64,
-    pub(crate) kind: &'a str,
-    pub(crate) decision: &'a str,
+    pub(crate) kind: &'static str,
+    pub(crate) decision: &'static str,
+    /// `(SHA-256, bytes)`, stored in the same transaction as the entry.
+    pub(crate) evidence: Option<([u8; 32], Vec<u8>)>,
 }
 
 /// Opens (optionally creating) the database and applies the pragmas.
@@ -174,15 +183,29 @@ pub(crate) fn size(conn: &Connection) -> Result<u64, StoreError> {
     to_u64(next)
 }
 
-/// Appends one entry and its tree hashes in one durable transaction; returns
-/// its index.
-pub(crate) fn append(
+/// Appends entries, the evidence they name and their tree hashes in one
+/// durable transaction (one fsync for the batch); returns their indexes, in
+/// order. All or nothing.
+pub(crate) fn append_batch<'a>(
     conn: &mut Connection,
-    body: &[u8],
-    cols: &Columns<'_>,
-) -> Result<u64, StoreError> {
+    entries: impl IntoIterator<Item = &'a NewEntry>,
+) -> Result<Vec<u64>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let idx = size(&tx)?;
+    let mut indexes = Vec::new();
+    for entry in entries {
+        if let Some((digest, bytes)) = &entry.evidence {
+            put_evidence(&tx, digest, bytes)?;
+        }
+        indexes.push(append_in(&tx, entry)?);
+    }
+    tx.commit()?;
+    Ok(indexes)
+}
+
+/// One entry and the hashes it completes, inside the caller's transaction.
+fn append_in(tx: &Connection, entry: &NewEntry) -> Result<u64, StoreError> {
+    let body = entry.body.as_slice();
+    let idx = size(tx)?;
     let have: i64 = tx.query_row("SELECT COALESCE(MAX(id) + 1, 0) FROM hashes", [], |r| {
         r.get(0)
     })?;
@@ -192,11 +215,17 @@ pub(crate) fn append(
             "{idx} entries but {have} stored hashes (expected {want})"
         )));
     }
-    let new = merkle::hashes_to_store(idx, merkle::leaf_hash(body), &Hashes(&tx))?;
-    tx.execute(
+    let new = merkle::hashes_to_store(idx, merkle::leaf_hash(body), &Hashes(tx))?;
+    tx.prepare_cached(
         "INSERT INTO entries(idx, body, time, kind, decision) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![to_i64(idx)?, body, cols.time, cols.kind, cols.decision],
-    )?;
+    )?
+    .execute(params![
+        to_i64(idx)?,
+        body,
+        entry.time,
+        entry.kind,
+        entry.decision
+    ])?;
     {
         let mut stmt = tx.prepare_cached("INSERT INTO hashes(id, hash) VALUES (?1, ?2)")?;
         let first = merkle::stored_hash_index(0, idx);
@@ -204,7 +233,6 @@ pub(crate) fn append(
             stmt.execute(params![to_i64(first + offset)?, h.as_bytes().as_slice()])?;
         }
     }
-    tx.commit()?;
     Ok(idx)
 }
 

@@ -49,10 +49,16 @@ impl ResourcePolicy for PolicySetAdapter {
 
 impl DecisionLog for AuditLog {
     fn record(&self, entry: &AuditEntry, evidence: Option<&[u8]>) -> Result<(), LogError> {
+        self.record_indexed(entry, evidence).map(|_| ())
+    }
+
+    fn record_indexed(
+        &self,
+        entry: &AuditEntry,
+        evidence: Option<&[u8]>,
+    ) -> Result<Option<u64>, LogError> {
         if let Some(bytes) = evidence {
-            let digest = self
-                .put_evidence(bytes)
-                .map_err(|e| LogError(e.to_string()))?;
+            let digest = attestor::digest::Sha256Digest::of(bytes);
             if entry.evidence_digest.as_deref() != Some(digest.prefixed().as_str()) {
                 return Err(LogError(format!(
                     "entry names evidence {:?}, stored {}",
@@ -61,8 +67,10 @@ impl DecisionLog for AuditLog {
                 )));
             }
         }
-        self.append(entry)
-            .map(|_| ())
+        // One transaction (and one fsync, shared with concurrent appends)
+        // for the evidence and the entry that names it.
+        self.append_with_evidence(entry, evidence)
+            .map(Some)
             .map_err(|e| LogError(e.to_string()))
     }
 }

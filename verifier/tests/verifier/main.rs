@@ -7,6 +7,7 @@ mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
 mod audit;
+mod audit_concurrency;
 mod broker;
 mod check_cli;
 mod collateral;
@@ -14,8 +15,10 @@ mod grpc;
 mod inspect_cli;
 mod jwe;
 mod kbs_e2e;
+mod load;
 mod pipeline;
 mod policy;
+mod sigkill;
 
 use std::path::PathBuf;
 
