@@ -489,7 +489,7 @@ impl Broker {
                     "malformed request",
                     Denial::new(DenialCode::EvidenceMalformed, format!("request body: {e}")),
                 );
-                return self.deny(&request_id, EntryKind::Appraisal, None, r);
+                return self.deny(&request_id, EntryKind::Challenge, None, r);
             }
         };
         if req.version != PROTOCOL_VERSION {
@@ -504,7 +504,7 @@ impl Broker {
                     &req.version,
                 ),
             );
-            return self.deny(&request_id, EntryKind::Appraisal, None, r);
+            return self.deny(&request_id, EntryKind::Challenge, None, r);
         }
         let mut raw = [0u8; 32];
         OsRng.fill_bytes(&mut raw);
@@ -543,7 +543,7 @@ impl Broker {
                 }
             }
         };
-        let mut entry = AuditEntry::new(now, &id, EntryKind::Appraisal, Decision::Allow);
+        let mut entry = AuditEntry::new(now, &id, EntryKind::Challenge, Decision::Allow);
         entry.policy_id = Some("kbs:challenge".to_owned());
         let index = match self.log(entry, None) {
             Ok(index) => index,
@@ -967,7 +967,7 @@ where
 
 async fn auth_handler(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -> Response {
     let h = headers.clone();
-    guarded(b, EntryKind::Appraisal, Limit::None, &h, move |b, _| {
+    guarded(b, EntryKind::Challenge, Limit::None, &h, move |b, _| {
         b.auth(&headers, &body)
     })
     .await

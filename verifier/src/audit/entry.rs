@@ -65,6 +65,9 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    /// A KBS challenge: `/kbs/v0/auth` issued a nonce (allow) or refused the
+    /// request (deny). No evidence was judged yet.
+    Challenge,
     /// An evidence appraisal (attestation).
     Appraisal,
     /// A resource (secret) request to the key broker.
@@ -179,6 +182,7 @@ impl EntryKind {
     /// The JSON string.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Challenge => "challenge",
             Self::Appraisal => "appraisal",
             Self::Resource => "resource",
             Self::Admin => "admin",

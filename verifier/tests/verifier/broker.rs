@@ -296,7 +296,7 @@ async fn full_flow_releases_to_the_tee_key_p256_and_p384() {
         assert_eq!(
             kinds,
             [
-                (EntryKind::Appraisal, Decision::Allow),
+                (EntryKind::Challenge, Decision::Allow),
                 (EntryKind::Appraisal, Decision::Allow),
                 (EntryKind::Resource, Decision::Allow)
             ]

@@ -143,7 +143,7 @@ async fn every_answer_names_the_audit_entry_that_recorded_it() {
 
     let log = AuditLog::open_existing(&dir.path().join("audit")).unwrap();
     let expect = [
-        (&auth, 200, EntryKind::Appraisal, Decision::Allow, None),
+        (&auth, 200, EntryKind::Challenge, Decision::Allow, None),
         (&attest, 200, EntryKind::Appraisal, Decision::Allow, None),
         (&fetched, 200, EntryKind::Resource, Decision::Allow, None),
         (

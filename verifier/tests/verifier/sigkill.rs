@@ -203,7 +203,8 @@ async fn sigkill_mid_burst_loses_no_answered_decision() {
         let entry = log.entry(n).unwrap().unwrap();
         assert_eq!(entry.decision, decision(&a.answer), "entry {n}");
         let kind = match a.answer.kind {
-            RequestKind::Auth | RequestKind::Attest => EntryKind::Appraisal,
+            RequestKind::Auth => EntryKind::Challenge,
+            RequestKind::Attest => EntryKind::Appraisal,
             RequestKind::Resource => EntryKind::Resource,
         };
         assert_eq!(entry.kind, kind, "entry {n}");
