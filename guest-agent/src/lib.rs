@@ -4,10 +4,11 @@
 //! ([`session`]: in-memory keys, runtime data, evidence from hardware or the
 //! marked simulator), and runs inference with candle over exactly the bytes that
 //! were hashed ([`infer`]). [`agent`] signs one receipt per inference and
-//! [`service`] serves it over gRPC.
+//! [`service`] serves it over gRPC; [`client`] calls it and checks what comes back.
 //! The `guest-agent` binary is a thin command-line front end over this library.
 
 pub mod agent;
+pub mod client;
 pub mod infer;
 pub mod model;
 pub mod service;

@@ -17,6 +17,8 @@
 //!   `embedding` (one vector per text) in place of `text` and `token_ids`.
 //! - `serve --config FILE`: the gRPC `GuestAgent` service (config:
 //!   [`guest_agent::agent::AgentConfig`]).
+//! - `client generate|session --server URL …`: call a running agent
+//!   (see `client_cli`).
 //!
 //! Exit codes: 0 success, 2 error.
 
@@ -26,6 +28,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use guest_agent::model::{self, HashOptions, LoadedModel, Progress};
+
+mod client_cli;
 
 /// The confidential-computing inference guest agent.
 #[derive(Debug, Parser)]
@@ -60,6 +64,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Call a running agent over gRPC.
+    #[command(subcommand)]
+    Client(client_cli::ClientCommand),
 }
 
 /// Arguments shared by `generate` and `embed`.
@@ -168,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate(&args),
         Command::Embed(args) => embed(&args),
         Command::Serve { config } => serve(&config),
+        Command::Client(command) => client_cli::run(command),
         Command::Detect { json } => {
             let detection = attestor::collect::detect();
             if json {

@@ -8,38 +8,66 @@
 //! [`SALT_METADATA`]. The deny receipt commits to the request bytes and to the
 //! status message's UTF-8 bytes (see [`crate::agent`]).
 //!
-//! `GenerateStream` computes the generation in full, then sends the text and
-//! token ids in one chunk and the receipt and salt in the last chunk.
+//! `GenerateStream` sends one [`GenerateChunk`] per token as the generator
+//! produces it (its id, and the text it completes), then a last chunk with
+//! only the receipt and salt, which commit to the complete text exactly as a
+//! unary `Generate` does. A request refused before the first token gets the
+//! same status (and deny receipt) as `Generate`, with no stream; a failure
+//! after some tokens ends the stream with that status and no success
+//! receipt. When the client goes away (or reads nothing for
+//! [`STREAM_STALL_TIMEOUT`]) generation stops at the next token, so a
+//! cancelled or stuck client does not keep the model busy.
 
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use proto::v1::guest_agent_server::GuestAgent;
 use proto::v1::{
     EmbedRequest, EmbedResponse, Embedding, GenerateChunk, GenerateRequest, GenerateResponse,
     HealthRequest, HealthResponse, SessionRequest, SessionResponse,
 };
-use tokio_stream::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt as _};
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
-use crate::agent::{Agent, Refusal, RefusalKind};
+use crate::agent::{Agent, Generated, Receipted, Refusal, RefusalKind};
+use crate::infer::TokenStep;
 
 /// Metadata key of the deny receipt on a refused request.
 pub const RECEIPT_METADATA: &str = "x-receipt";
 /// Metadata key of the deny receipt's salt (hex) on a refused request.
 pub const SALT_METADATA: &str = "x-receipt-salt";
 
+/// How long a streamed generation waits for the client to take a chunk
+/// before it stops: a client that stops reading must not hold the model.
+pub const STREAM_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Chunks queued between the generator and a streaming client.
+const STREAM_BUFFER: usize = 16;
+
 /// The service: a shared [`Agent`].
 #[derive(Clone)]
 pub struct AgentService {
     agent: Arc<Agent>,
+    tokens_streamed: Arc<AtomicU64>,
 }
 
 impl AgentService {
     /// Serves `agent`.
     pub fn new(agent: Arc<Agent>) -> Self {
-        Self { agent }
+        Self {
+            agent,
+            tokens_streamed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Tokens generated so far for `GenerateStream` calls (each counted
+    /// when the generator hands it over, before it is queued for the client).
+    pub fn tokens_streamed(&self) -> u64 {
+        self.tokens_streamed.load(Ordering::SeqCst)
     }
 }
 
@@ -50,6 +78,7 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
         RefusalKind::UnknownModel => Code::NotFound,
         RefusalKind::WrongKind => Code::FailedPrecondition,
         RefusalKind::Internal => Code::Internal,
+        RefusalKind::Cancelled => Code::Cancelled,
     };
     let mut metadata = MetadataMap::new();
     if let Some((receipt, salt)) = refusal.receipt.as_deref()
@@ -71,6 +100,34 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<GenerateChunk, Status>> + Send>>;
+
+/// What the generation thread sends to a `GenerateStream` response.
+enum StreamEvent {
+    Token(TokenStep),
+    Done(Box<Result<Receipted<Generated>, Refusal>>),
+}
+
+impl StreamEvent {
+    fn into_chunk(self) -> Result<GenerateChunk, Status> {
+        match self {
+            Self::Token(step) => Ok(GenerateChunk {
+                text: step.text,
+                token_ids: vec![step.id],
+                receipt: String::new(),
+                salt: Vec::new(),
+            }),
+            Self::Done(done) => match *done {
+                Ok(out) => Ok(GenerateChunk {
+                    text: String::new(),
+                    token_ids: Vec::new(),
+                    receipt: out.receipt.compact,
+                    salt: out.salt.as_bytes().to_vec(),
+                }),
+                Err(refusal) => Err(refusal_status(&refusal)),
+            },
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl GuestAgent for AgentService {
@@ -99,24 +156,44 @@ impl GuestAgent for AgentService {
     ) -> Result<Response<Self::GenerateStreamStream>, Status> {
         let req = request.into_inner();
         let agent = Arc::clone(&self.agent);
-        let out = blocking(move || agent.generate(&req.model, &req.prompt, req.max_tokens))
-            .await?
-            .map_err(|r| refusal_status(&r))?;
-        let chunks = vec![
-            Ok(GenerateChunk {
-                text: out.output.text,
-                token_ids: out.output.token_ids,
-                receipt: String::new(),
-                salt: Vec::new(),
-            }),
-            Ok(GenerateChunk {
-                text: String::new(),
-                token_ids: Vec::new(),
-                receipt: out.receipt.compact,
-                salt: out.salt.as_bytes().to_vec(),
-            }),
-        ];
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+        let counter = Arc::clone(&self.tokens_streamed);
+        let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+        let handle = tokio::runtime::Handle::current();
+        // Detached: it ends by itself, at the latest one token after the
+        // client is gone (the send fails and generation breaks).
+        drop(tokio::task::spawn_blocking(move || {
+            let send = |event: StreamEvent| {
+                let sent =
+                    handle.block_on(tokio::time::timeout(STREAM_STALL_TIMEOUT, tx.send(event)));
+                matches!(sent, Ok(Ok(())))
+            };
+            let result = agent.generate_stream(&req.model, &req.prompt, req.max_tokens, |step| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if send(StreamEvent::Token(step.clone())) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            });
+            // Nobody may be listening any more; then there is nothing to do.
+            send(StreamEvent::Done(Box::new(result)));
+        }));
+        // The first event tells a request refused before any token (a plain
+        // status, as for `Generate`) from a stream.
+        let first = rx
+            .recv()
+            .await
+            .ok_or_else(|| Status::internal("the generation task ended without a result"))?;
+        if let StreamEvent::Done(done) = &first
+            && let Err(refusal) = done.as_ref()
+        {
+            return Err(refusal_status(refusal));
+        }
+        let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let chunks = tokio_stream::once(first)
+            .chain(rest)
+            .map(StreamEvent::into_chunk);
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn embed(

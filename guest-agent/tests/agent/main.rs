@@ -6,3 +6,4 @@
 mod infer;
 mod model;
 mod service;
+mod stream;
