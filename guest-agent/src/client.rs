@@ -325,3 +325,166 @@ fn accept(
         claims,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{Agent, ModelKind};
+    use crate::infer::tiny::{TINY_GGUF_NAME, tiny_llama_gguf};
+    use crate::model::{Progress, load_and_hash};
+    use crate::session::EvidenceSource;
+
+    fn agent() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(TINY_GGUF_NAME), tiny_llama_gguf(7).unwrap()).unwrap();
+        let model = load_and_hash(dir.path(), Progress::Silent).unwrap();
+        let source = EvidenceSource::DangerSimulate {
+            tee: attestor::evidence::Tee::Snp,
+            gpus: 1,
+            seed: attestor::sim::SimSeed::DEFAULT,
+        };
+        Agent::start(&model, ModelKind::Generate, &source).unwrap()
+    }
+
+    #[test]
+    fn accept_checks_signature_commitments_count_and_decision() {
+        let agent = agent();
+        let key = agent.receipt_jwk();
+        let out = agent.generate("", "hello there", 6).unwrap();
+        let salt = out.salt.as_bytes().to_vec();
+        let (text, ids, receipt) = (
+            out.output.text.clone(),
+            out.output.token_ids.clone(),
+            out.receipt.compact.clone(),
+        );
+        let ok = accept(
+            "hello there",
+            text.clone(),
+            ids.clone(),
+            receipt.clone(),
+            &salt,
+            key.clone(),
+        )
+        .unwrap();
+        assert_eq!(ok.claims.generation.output_tokens, Some(6));
+
+        let tampered = accept(
+            "hello there",
+            format!("{text}!"),
+            ids.clone(),
+            receipt.clone(),
+            &salt,
+            key.clone(),
+        );
+        assert!(matches!(
+            tampered,
+            Err(ClientError::Receipt(
+                ReceiptError::OutputDigestMismatch { .. }
+            ))
+        ));
+        let other_prompt = accept(
+            "hello",
+            text.clone(),
+            ids.clone(),
+            receipt.clone(),
+            &salt,
+            key.clone(),
+        );
+        assert!(matches!(
+            other_prompt,
+            Err(ClientError::Receipt(
+                ReceiptError::InputCommitmentMismatch { .. }
+            ))
+        ));
+        let short_salt = accept(
+            "hello there",
+            text.clone(),
+            ids.clone(),
+            receipt.clone(),
+            &salt[..31],
+            key.clone(),
+        );
+        assert!(matches!(
+            short_salt,
+            Err(ClientError::Malformed { what: "salt", .. })
+        ));
+        let dropped = accept(
+            "hello there",
+            text.clone(),
+            ids[1..].to_vec(),
+            receipt.clone(),
+            &salt,
+            key.clone(),
+        );
+        assert!(matches!(
+            dropped,
+            Err(ClientError::Malformed {
+                what: "token ids",
+                ..
+            })
+        ));
+        let other_key = accept(
+            "hello there",
+            text,
+            ids,
+            receipt,
+            &salt,
+            agent_key_of_another_session(),
+        );
+        assert!(matches!(other_key, Err(ClientError::Receipt(_))));
+
+        // A deny receipt never passes as a served generation.
+        let refusal = agent.generate("", "", 3).unwrap_err();
+        let (deny, deny_salt) = *refusal.receipt.unwrap();
+        let denied = accept(
+            "",
+            refusal.message,
+            Vec::new(),
+            deny.compact,
+            deny_salt.as_bytes(),
+            key,
+        );
+        assert!(matches!(
+            denied,
+            Err(ClientError::Malformed {
+                what: "receipt",
+                ..
+            })
+        ));
+    }
+
+    fn agent_key_of_another_session() -> Value {
+        attestor::receipt::ReceiptKey::generate().public_jwk()
+    }
+
+    #[test]
+    fn a_status_keeps_its_deny_receipt() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(RECEIPT_METADATA, "a.b.c".parse().unwrap());
+        metadata.insert(SALT_METADATA, "00ff".parse().unwrap());
+        let status =
+            tonic::Status::with_metadata(tonic::Code::InvalidArgument, "prompt is empty", metadata);
+        let ClientError::Refused {
+            code,
+            message,
+            deny_receipt,
+            deny_salt,
+        } = ClientError::from(status)
+        else {
+            panic!("not a refusal")
+        };
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert_eq!(message, "prompt is empty");
+        assert_eq!(deny_receipt.as_deref(), Some("a.b.c"));
+        assert_eq!(deny_salt.as_deref(), Some("00ff"));
+        let plain = ClientError::from(tonic::Status::internal("x"));
+        assert!(matches!(
+            plain,
+            ClientError::Refused {
+                deny_receipt: None,
+                deny_salt: None,
+                ..
+            }
+        ));
+    }
+}
