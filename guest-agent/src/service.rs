@@ -22,6 +22,7 @@ use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use proto::v1::guest_agent_server::GuestAgent;
@@ -30,7 +31,7 @@ use proto::v1::{
     HealthRequest, HealthResponse, SessionRequest, SessionResponse,
 };
 use tokio::sync::mpsc;
-use tokio_stream::{Stream, StreamExt as _};
+use tokio_stream::Stream;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Request, Response, Status};
 
@@ -129,6 +130,46 @@ impl StreamEvent {
     }
 }
 
+/// The chunks of one `GenerateStream` response. It ends after the event that
+/// carries the result; when the generation thread goes away without one (a
+/// panic), the stream ends with an `Internal` status rather than looking
+/// like a complete answer without a receipt.
+struct Chunks {
+    first: Option<StreamEvent>,
+    rx: mpsc::Receiver<StreamEvent>,
+    done: bool,
+}
+
+impl Chunks {
+    fn emit(&mut self, event: StreamEvent) -> Result<GenerateChunk, Status> {
+        self.done = matches!(event, StreamEvent::Done(_));
+        event.into_chunk()
+    }
+}
+
+impl Stream for Chunks {
+    type Item = Result<GenerateChunk, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if let Some(event) = self.first.take() {
+            return Poll::Ready(Some(self.emit(event)));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(event)) => Poll::Ready(Some(self.emit(event))),
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(Some(Err(Status::internal(
+                    "the generation ended without a result",
+                ))))
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl GuestAgent for AgentService {
     async fn generate(
@@ -189,11 +230,11 @@ impl GuestAgent for AgentService {
         {
             return Err(refusal_status(refusal));
         }
-        let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
-        let chunks = tokio_stream::once(first)
-            .chain(rest)
-            .map(StreamEvent::into_chunk);
-        Ok(Response::new(Box::pin(chunks)))
+        Ok(Response::new(Box::pin(Chunks {
+            first: Some(first),
+            rx,
+            done: false,
+        })))
     }
 
     async fn embed(
