@@ -55,6 +55,12 @@ pub fn nvidia_rim(data: &[u8]) {
     crate::nvidia::rim::fuzz_roundtrip(data);
 }
 
+/// Sealed model files: the header round-trips, opening never panics, and
+/// seal-then-open gives the input back.
+pub fn sealed(data: &[u8]) {
+    crate::sealed::fuzz_roundtrip(data);
+}
+
 /// The KBS evidence bundle: parse, re-serialize, parse again: same bundle and digest.
 pub fn evidence_bundle(data: &[u8]) {
     if let Ok(bundle) = EvidenceBundle::from_json(data) {

@@ -6,7 +6,10 @@
 //!   ([`nvidia`]).
 //! - The binding construction that ties a verifier nonce, the session keys and
 //!   the model commitment into the CPU and GPU evidence ([`binding`]).
-//! - The evidence bundle exchanged over the KBS protocol ([`evidence`]).
+//! - The evidence bundle exchanged over the KBS protocol ([`evidence`]), and
+//!   the JWE a key broker encrypts secrets with to a TEE key ([`jwe`]).
+//! - Sealed files: model weights encrypted at rest under a broker-held key
+//!   ([`sealed`]).
 //! - Collectors for real hardware behind one trait ([`collect`]), and a
 //!   simulator that produces the same formats signed by its own roots
 //!   ([`sim`] and each kind's `simulate` module).
@@ -23,8 +26,10 @@ pub mod error;
 pub mod evidence;
 pub mod fuzzing;
 pub mod hex;
+pub mod jwe;
 pub mod nvidia;
 pub mod receipt;
+pub mod sealed;
 pub mod sim;
 pub mod simulate;
 pub mod snp;

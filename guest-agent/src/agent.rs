@@ -1,12 +1,23 @@
-//! The serving agent: one attestation session, the evidence collected at
-//! start, one loaded model, and one receipt per inference.
+//! The serving agent: one attestation session, its latest evidence and
+//! attestation result, one loaded model, and one receipt per inference.
 //!
-//! An [`Agent`] holds a [`Session`] (in-memory keys), the evidence bundle
-//! collected when it started (no verifier has appraised it yet, so receipts
-//! carry no `ear_digest` and the decision `unattested`), the model (a
-//! [`Generator`] behind a mutex, or an [`Embedder`]) and the session's
+//! An [`Agent`] holds a [`Session`] (in-memory keys), the model (a
+//! [`Generator`] behind a mutex, or an [`Embedder`]), the session's
 //! [`ReceiptChain`] behind a mutex, so `seq`/`prev` follow the order in which
-//! receipts are signed.
+//! receipts are signed, and its attestation state:
+//! - **no verifier** ([`Agent::start`]): evidence collected for a local nonce,
+//!   never appraised; receipts carry no `ear_digest` and say `unattested`.
+//! - **with a verifier** ([`Agent::start_attested`]): the bundle the broker
+//!   appraised and the verified EAR, replaced on every re-attestation
+//!   ([`Agent::set_attestation`]) or dropped when one fails
+//!   ([`Agent::attestation_failed`]). While the latest EAR is affirming and
+//!   unexpired, receipts carry its digest and status and say `allow`. When it
+//!   is not (not affirming, expired, a re-attestation failed), the agent
+//!   refuses with a deny receipt ([`RefusalKind::NotAttested`]) or, with
+//!   [`OnNotAffirming::ServeUnattested`], serves with receipts that say
+//!   `unattested`. The standing is checked before the inference and again
+//!   when the receipt is signed, so an EAR that expires meanwhile vouches
+//!   for nothing.
 //!
 //! The exact bytes committed to (salted, domain-separated,
 //! [`commit_input`]/[`commit_output`]):
@@ -30,18 +41,20 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use attestor::evidence::{EvidenceBundle, Tee};
 use attestor::receipt::{
-    AgentBuild, ClaimFacts, Commitment, DecisionStatus, Decoding, Generation as GenParams,
-    PolicyDecision, ReceiptChain, ReceiptDraft, ReceiptError, Runtime, Salt, SessionRef, Sha256Ref,
-    SignedReceipt, allowed_claim, blocked_claims, commit_input, commit_output,
+    AgentBuild, ClaimFacts, Commitment, DecisionStatus, Decoding, EarStatus,
+    Generation as GenParams, PolicyDecision, ReceiptChain, ReceiptDraft, ReceiptError, Runtime,
+    Salt, SessionRef, Sha256Ref, SignedReceipt, allowed_claim, blocked_claims, commit_input,
+    commit_output,
 };
 use rand_core::{OsRng, RngCore as _};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::ear::VerifiedEar;
 use crate::infer::{CANDLE_VERSION, ComputePath, Embedder, Generator, InferError, TokenStep};
 use crate::model::LoadedModel;
 use crate::session::{EvidenceSource, Session, SessionError, local_nonce};
@@ -62,10 +75,16 @@ pub enum ModelKind {
 /// `guest-agent serve --config FILE`: TOML, unknown keys refused.
 ///
 /// ```toml
-/// listen = "127.0.0.1:50051"
+/// listen = "127.0.0.1:50051"   # port 0: any free port
 /// model = "/models/smollm2"
-/// kind = "generate"          # or "embed"
-/// danger_simulate = false    # true: SIMULATED evidence, never trusted
+/// kind = "generate"            # or "embed"
+/// danger_simulate = false      # true: SIMULATED evidence, never trusted
+/// [verifier]                   # optional; without it receipts say "unattested"
+/// url = "http://127.0.0.1:8080"
+/// ear_key = "/data/ear_key.jwk"
+/// model_key = "default/model/smollm2-135m-instruct"
+/// refresh_secs = 300
+/// on_not_affirming = "refuse"  # or "serve-unattested"
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +98,45 @@ pub struct AgentConfig {
     /// Evidence from the simulator instead of hardware.
     #[serde(default)]
     pub danger_simulate: bool,
+    /// The verifier / key broker to attest to; `None`: receipts say unattested.
+    #[serde(default)]
+    pub verifier: Option<VerifierConfig>,
+}
+
+/// The `[verifier]` table: where and how the agent attests.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierConfig {
+    /// The key broker's base URL (`http://host:port`).
+    pub url: String,
+    /// The verifier's EAR public key (JWK file; `verifier serve` writes `DATA/ear_key.jwk`).
+    pub ear_key: PathBuf,
+    /// A resource to fetch after attesting (`repo/type/tag`); for a sealed
+    /// model, the one holding its key (default: `sealed.json`'s `key_resource`).
+    #[serde(default)]
+    pub model_key: Option<String>,
+    /// Re-attest on this schedule, seconds (the freshness epoch).
+    #[serde(default = "default_refresh_secs")]
+    pub refresh_secs: u64,
+    /// What to do while the latest result is not affirming.
+    #[serde(default)]
+    pub on_not_affirming: OnNotAffirming,
+}
+
+fn default_refresh_secs() -> u64 {
+    300
+}
+
+/// What the agent does while its latest attestation result is not affirming
+/// (denied, expired, or a re-attestation failed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnNotAffirming {
+    /// Refuse every request (gRPC FAILED_PRECONDITION, with a deny receipt).
+    #[default]
+    Refuse,
+    /// Serve, with receipts whose decision is `unattested`.
+    ServeUnattested,
 }
 
 impl AgentConfig {
@@ -108,6 +166,14 @@ pub enum AgentError {
     /// A receipt could not be signed.
     #[error("signing the receipt: {0}")]
     Receipt(#[from] ReceiptError),
+    /// The attested evidence names another model than the one loaded.
+    #[error("the attested evidence names model {attested:?}, but {loaded} is loaded")]
+    ModelNotAttested {
+        /// The commitment in the attested runtime data.
+        attested: Option<String>,
+        /// The loaded model's commitment.
+        loaded: String,
+    },
     /// The model mutex was poisoned by a panic in an earlier inference.
     #[error("the {what} lock is poisoned")]
     Poisoned {
@@ -127,6 +193,9 @@ pub enum RefusalKind {
     WrongKind,
     /// The inference failed inside the agent.
     Internal,
+    /// The latest attestation result is not affirming (or has expired) and
+    /// the agent is configured to refuse.
+    NotAttested,
     /// The caller stopped a streamed generation before it ended.
     Cancelled,
 }
@@ -168,12 +237,39 @@ enum Engine {
     Embed(Embedder),
 }
 
-/// The serving agent (see the module docs).
-pub struct Agent {
-    session: Session,
+/// The evidence and result receipts refer to; replaced on re-attestation.
+struct AttestState {
     bundle: EvidenceBundle,
     /// `bundle.digest()`, computed once (RFC 8785 over the whole bundle).
     evidence_digest: Sha256Ref,
+    result: Verdict,
+}
+
+/// The latest attestation outcome.
+enum Verdict {
+    /// No verifier configured.
+    NoVerifier,
+    /// The latest attestation gave this (verified) result.
+    Attested(VerifiedEar),
+    /// The latest re-attestation failed; the earlier result no longer counts.
+    Failed(String),
+}
+
+/// How a request stands, attestation-wise, at one instant.
+struct Standing {
+    session: SessionRef,
+    policy_ids: Vec<String>,
+    /// `Ok((status, reason))` to serve; `Err(message)` to refuse.
+    serve: Result<(DecisionStatus, String), String>,
+}
+
+/// The serving agent (see the module docs).
+pub struct Agent {
+    session: Session,
+    state: RwLock<AttestState>,
+    /// `None` without a verifier.
+    on_not_affirming: Option<OnNotAffirming>,
+    simulated: bool,
     model: Sha256Ref,
     model_name: String,
     engine: Engine,
@@ -192,14 +288,7 @@ impl Agent {
         kind: ModelKind,
         source: &EvidenceSource,
     ) -> Result<Self, AgentError> {
-        let engine = match kind {
-            ModelKind::Generate => Engine::Generate(Mutex::new(
-                Generator::from_loaded(model).map_err(AgentError::Load)?,
-            )),
-            ModelKind::Embed => {
-                Engine::Embed(Embedder::from_loaded(model).map_err(AgentError::Load)?)
-            }
-        };
+        let engine = Self::engine(model, kind)?;
         let session = Session::new();
         let commitment = model.commitment.to_string();
         let runtime_data = session.runtime_data(&local_nonce(), Some(&commitment));
@@ -208,24 +297,92 @@ impl Agent {
             EvidenceSource::DangerSimulate { gpus, .. } => *gpus,
             EvidenceSource::Hardware => count_gpus(&bundle.additional_evidence),
         };
+        Ok(Self::assemble(
+            session,
+            model,
+            engine,
+            bundle,
+            gpus,
+            Verdict::NoVerifier,
+            None,
+        ))
+    }
+
+    /// An agent whose `session` was attested through a verifier before the
+    /// model was handed to the engine: `attestation` is the bundle that was
+    /// appraised and its verified result. The result must be about this
+    /// model; `on_not_affirming` says what to do once it no longer affirms.
+    pub fn start_attested(
+        session: Session,
+        model: &LoadedModel,
+        kind: ModelKind,
+        attestation: crate::kbs::Attestation,
+        on_not_affirming: OnNotAffirming,
+    ) -> Result<Self, AgentError> {
+        let claimed = attestation.bundle.runtime_data.model().map(str::to_owned);
+        let loaded = model.commitment.to_string();
+        if claimed.as_deref() != Some(loaded.as_str()) {
+            return Err(AgentError::ModelNotAttested {
+                attested: claimed,
+                loaded,
+            });
+        }
+        let engine = Self::engine(model, kind)?;
+        let gpus = count_gpus(&attestation.bundle.additional_evidence);
+        Ok(Self::assemble(
+            session,
+            model,
+            engine,
+            attestation.bundle,
+            gpus,
+            Verdict::Attested(attestation.ear),
+            Some(on_not_affirming),
+        ))
+    }
+
+    fn engine(model: &LoadedModel, kind: ModelKind) -> Result<Engine, AgentError> {
+        Ok(match kind {
+            ModelKind::Generate => Engine::Generate(Mutex::new(
+                Generator::from_loaded(model).map_err(AgentError::Load)?,
+            )),
+            ModelKind::Embed => {
+                Engine::Embed(Embedder::from_loaded(model).map_err(AgentError::Load)?)
+            }
+        })
+    }
+
+    fn assemble(
+        session: Session,
+        model: &LoadedModel,
+        engine: Engine,
+        bundle: EvidenceBundle,
+        gpus: usize,
+        result: Verdict,
+        on_not_affirming: Option<OnNotAffirming>,
+    ) -> Self {
         let chain = ReceiptChain::new(session.receipt_key().clone());
         let issuer = format!(
             "{}/{}",
             env!("CARGO_PKG_NAME"),
             session.receipt_key().thumbprint()
         );
-        Ok(Self {
+        Self {
             model: Sha256Ref(*model.commitment.root()),
             model_name: model.manifest.model_name.clone(),
             tee: bundle.primary.tee(),
-            evidence_digest: Sha256Ref(bundle.digest()),
+            simulated: bundle.simulated,
             gpus,
             issuer,
-            bundle,
+            state: RwLock::new(AttestState {
+                evidence_digest: Sha256Ref(bundle.digest()),
+                bundle,
+                result,
+            }),
+            on_not_affirming,
             session,
             engine,
             chain: Mutex::new(chain),
-        })
+        }
     }
 
     /// The session (public keys, runtime data).
@@ -233,9 +390,139 @@ impl Agent {
         &self.session
     }
 
-    /// The evidence bundle collected at start.
-    pub fn bundle(&self) -> &EvidenceBundle {
-        &self.bundle
+    /// The evidence bundle receipts currently refer to: the one the
+    /// verifier appraised last, or the one collected at start without one.
+    pub fn bundle(&self) -> EvidenceBundle {
+        self.read_state().bundle.clone()
+    }
+
+    /// The latest verified EAR token, when the latest attestation succeeded.
+    pub fn ear_token(&self) -> Option<String> {
+        match &self.read_state().result {
+            Verdict::Attested(ear) => Some(ear.token.clone()),
+            Verdict::NoVerifier | Verdict::Failed(_) => None,
+        }
+    }
+
+    /// The latest verified EAR, when the latest attestation succeeded.
+    pub fn ear(&self) -> Option<VerifiedEar> {
+        match &self.read_state().result {
+            Verdict::Attested(ear) => Some(ear.clone()),
+            Verdict::NoVerifier | Verdict::Failed(_) => None,
+        }
+    }
+
+    /// Records a successful re-attestation: its bundle and result replace
+    /// the earlier ones. Refused (state unchanged) when the bundle is not
+    /// about the loaded model.
+    pub fn set_attestation(&self, attestation: crate::kbs::Attestation) -> Result<(), AgentError> {
+        let claimed = attestation.bundle.runtime_data.model().map(str::to_owned);
+        if claimed.as_deref() != Some(self.model.to_string().as_str()) {
+            let loaded = self.model.to_string();
+            self.attestation_failed(format!(
+                "re-attestation named model {claimed:?}, not the loaded {loaded}"
+            ));
+            return Err(AgentError::ModelNotAttested {
+                attested: claimed,
+                loaded,
+            });
+        }
+        let mut state = self.write_state();
+        state.evidence_digest = Sha256Ref(attestation.bundle.digest());
+        state.bundle = attestation.bundle;
+        state.result = Verdict::Attested(attestation.ear);
+        Ok(())
+    }
+
+    /// Records a failed re-attestation: from now on the agent has no
+    /// affirming result until a later attestation succeeds.
+    pub fn attestation_failed(&self, reason: String) {
+        if self.on_not_affirming.is_some() {
+            self.write_state().result = Verdict::Failed(reason);
+        }
+    }
+
+    /// `Ok(reason)` when requests are served now (with an affirming result,
+    /// or unattested: the reason says which); `Err(why)` when they are refused.
+    pub fn health(&self) -> Result<String, String> {
+        self.standing().serve.map(|(_, reason)| reason)
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, AttestState> {
+        // A poisoned lock only means a writer panicked between plain field
+        // stores; the state is still one of the values written.
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, AttestState> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How a request stands now (see the module docs).
+    fn standing(&self) -> Standing {
+        let state = self.read_state();
+        let mut session = SessionRef {
+            evidence_digest: state.evidence_digest,
+            ear_digest: None,
+            ear_status: None,
+            simulated: self.simulated,
+        };
+        let mut policy_ids = Vec::new();
+        let not_affirming = match &state.result {
+            Verdict::NoVerifier => {
+                return Standing {
+                    session,
+                    policy_ids,
+                    serve: Ok((
+                        DecisionStatus::Unattested,
+                        "served without an accepting appraisal: no verifier has appraised this session"
+                            .into(),
+                    )),
+                };
+            }
+            Verdict::Attested(ear) => {
+                session.ear_digest = Some(ear.digest);
+                session.ear_status = Some(ear.status);
+                policy_ids.clone_from(&ear.policy_ids);
+                let now = now();
+                if ear.affirms_at(now) {
+                    return Standing {
+                        session,
+                        policy_ids,
+                        serve: Ok((
+                            DecisionStatus::Allow,
+                            format!(
+                                "served under an affirming attestation result valid until {} (Unix time)",
+                                ear.exp
+                            ),
+                        )),
+                    };
+                }
+                if ear.status == EarStatus::Affirming {
+                    format!("the attestation result expired at {} (now {now})", ear.exp)
+                } else {
+                    format!("the attestation result is {:?}, not affirming", ear.status)
+                        .to_lowercase()
+                }
+            }
+            Verdict::Failed(reason) => format!("the latest attestation failed: {reason}"),
+        };
+        let serve = match self.on_not_affirming {
+            Some(OnNotAffirming::ServeUnattested) => Ok((
+                DecisionStatus::Unattested,
+                format!("served without an accepting appraisal: {not_affirming}"),
+            )),
+            _ => Err(format!("not serving: {not_affirming}")),
+        };
+        Standing {
+            session,
+            policy_ids,
+            serve,
+        }
     }
 
     /// The receipt public key as a JWK.
@@ -250,7 +537,7 @@ impl Agent {
 
     /// Whether the evidence came from the simulator.
     pub fn simulated(&self) -> bool {
-        self.bundle.simulated
+        self.simulated
     }
 
     /// Whether this agent serves generation (else embeddings).
@@ -327,6 +614,15 @@ impl Agent {
                 None,
             ));
         };
+        if let Err(message) = self.standing().serve {
+            return Err(self.refuse(
+                RefusalKind::NotAttested,
+                message,
+                request,
+                params(None, None),
+                None,
+            ));
+        }
         let Ok(mut generator) = generator.lock() else {
             let message = "the model lock is poisoned".to_owned();
             return Err(self.refuse(
@@ -342,16 +638,31 @@ impl Agent {
         drop(generator);
         match result {
             Ok(g) => {
+                let generation = params(count(g.prompt_token_ids.len()), count(g.token_ids.len()));
+                // Checked again: the result may have expired during the inference.
+                let standing = self.standing();
+                let (status, reason) = match standing.serve.clone() {
+                    Ok(serve) => serve,
+                    Err(message) => {
+                        return Err(self.refuse(
+                            RefusalKind::NotAttested,
+                            message,
+                            request,
+                            generation,
+                            Some(&compute),
+                        ));
+                    }
+                };
                 let salt = Salt::random();
                 let draft = self.draft(
                     &salt,
                     request,
                     g.text.as_bytes(),
-                    params(count(g.prompt_token_ids.len()), count(g.token_ids.len())),
+                    generation,
                     Some(&compute),
-                    DecisionStatus::Unattested,
-                    "served without an accepting appraisal: no verifier has appraised this session"
-                        .into(),
+                    &standing,
+                    status,
+                    reason,
                 );
                 self.sign_output(
                     draft,
@@ -404,6 +715,15 @@ impl Agent {
                 None,
             ));
         };
+        if let Err(message) = self.standing().serve {
+            return Err(self.refuse(
+                RefusalKind::NotAttested,
+                message,
+                &request,
+                params(None, None),
+                None,
+            ));
+        }
         let compute = embedder.compute_path();
         let tokens: Result<usize, InferError> = texts
             .iter()
@@ -413,6 +733,19 @@ impl Agent {
         let result = tokens.and_then(|n| embedder.embed(texts).map(|v| (n, v)));
         match result {
             Ok((n, vectors)) => {
+                let standing = self.standing();
+                let (status, reason) = match standing.serve.clone() {
+                    Ok(serve) => serve,
+                    Err(message) => {
+                        return Err(self.refuse(
+                            RefusalKind::NotAttested,
+                            message,
+                            &request,
+                            params(count(n), Some(0)),
+                            Some(compute),
+                        ));
+                    }
+                };
                 let salt = Salt::random();
                 let draft = self.draft(
                     &salt,
@@ -420,9 +753,9 @@ impl Agent {
                     &embed_response_bytes(&vectors),
                     params(count(n), Some(0)),
                     Some(compute),
-                    DecisionStatus::Unattested,
-                    "served without an accepting appraisal: no verifier has appraised this session"
-                        .into(),
+                    &standing,
+                    status,
+                    reason,
                 );
                 self.sign_output(draft, salt, vectors)
             }
@@ -446,12 +779,14 @@ impl Agent {
         compute: Option<&ComputePath>,
     ) -> Refusal {
         let salt = Salt::random();
+        let standing = self.standing();
         let draft = self.draft(
             &salt,
             request,
             message.as_bytes(),
             generation,
             compute,
+            &standing,
             DecisionStatus::Deny,
             format!("refused: {message}"),
         );
@@ -471,10 +806,11 @@ impl Agent {
         response: &[u8],
         generation: GenParams,
         compute: Option<&ComputePath>,
+        standing: &Standing,
         status: DecisionStatus,
         reason: String,
     ) -> ReceiptDraft {
-        let simulated = self.bundle.simulated;
+        let simulated = self.simulated;
         let facts = ClaimFacts {
             model: &self.model,
             tee: Some(self.tee),
@@ -487,12 +823,7 @@ impl Agent {
             iat: now(),
             jti: random_jti(),
             eat_nonce: None,
-            session: SessionRef {
-                evidence_digest: self.evidence_digest,
-                ear_digest: None,
-                ear_status: None,
-                simulated,
-            },
+            session: standing.session.clone(),
             model_commitment: self.model,
             input_commitment: commit_input(salt, request),
             output_digest: commit_output(salt, response),
@@ -508,7 +839,7 @@ impl Agent {
                     .and_then(|c| serde_json::to_value(c).ok())
                     .unwrap_or(Value::Null),
             },
-            verifier_policy_id: Vec::new(),
+            verifier_policy_id: standing.policy_ids.clone(),
             policy_decision: PolicyDecision { status, reason },
             allowed_claim: allowed_claim(&facts),
             blocked_claims: blocked_claims(simulated),
@@ -559,6 +890,7 @@ impl Agent {
                 output_tokens: None,
             },
             None,
+            &self.standing(),
             DecisionStatus::Unattested,
             "benchmark".into(),
         );

@@ -16,14 +16,24 @@
 //! - `embed --model PATH [--danger-simulate] [--json] TEXT...`: the same with
 //!   `embedding` (one vector per text) in place of `text` and `token_ids`.
 //! - `serve --config FILE`: the gRPC `GuestAgent` service (config:
-//!   [`guest_agent::agent::AgentConfig`]).
+//!   [`guest_agent::agent::AgentConfig`]). With a `[verifier]` table it first
+//!   attests through the key broker (and fetches `model_key` when set), then
+//!   re-attests every `refresh_secs`. Once serving it prints exactly one line
+//!   on stdout: `guest-agent: listening on http://ADDR`.
+//! - `seal-model PATH --out DIR --key-out FILE [--key-resource REPO/TYPE/TAG]`:
+//!   operator tool, run outside the TEE: encrypt a model folder under a fresh
+//!   key ([`guest_agent::model::sealed`]), write the key as a JWK (0600, never
+//!   over an existing file), print the commitment on stdout and the next steps
+//!   on stderr.
 //! - `client generate|session --server URL …`: call a running agent
 //!   (see `client_cli`).
 //!
-//! Exit codes: 0 success, 2 error.
+//! Exit codes: 0 success, 2 error, 3 the key broker denied at start (stderr:
+//! `key broker denied: <code>[, <code>…]: <detail>`, then the JSON body).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -58,9 +68,13 @@ enum Command {
     Generate(GenerateArgs),
     /// Sentence embeddings with a signed receipt.
     Embed(EmbedArgs),
+    /// Encrypt a model (file or folder) under a fresh key for storage; the
+    /// key goes to the key broker, which releases it only to an attested agent.
+    SealModel(SealModelArgs),
     /// Serve the GuestAgent gRPC service.
     Serve {
-        /// TOML config: listen, model, kind, danger_simulate.
+        /// TOML config: listen, model, kind, danger_simulate, and an optional
+        /// [verifier] table (url, ear_key, model_key, refresh_secs, on_not_affirming).
         #[arg(long)]
         config: PathBuf,
     },
@@ -135,6 +149,26 @@ enum TeeArg {
     Tdx,
 }
 
+/// Arguments of `seal-model`.
+#[derive(Debug, Args)]
+struct SealModelArgs {
+    /// Plaintext model file or folder.
+    path: PathBuf,
+    /// Folder to write sealed.json and the .sealed files to (must not exist,
+    /// or be empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// File to write the key to (JWK, mode 0600); never overwritten.
+    #[arg(long)]
+    key_out: PathBuf,
+    /// Key broker resource that will hold the key [default: default/model/<name of PATH>].
+    #[arg(long, value_name = "REPO/TYPE/TAG")]
+    key_resource: Option<String>,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 /// Arguments of `hash-model`.
 #[derive(Debug, Args)]
 struct HashModelArgs {
@@ -162,6 +196,20 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            use guest_agent::kbs::{KbsError, StartError};
+            let denied = match err.downcast_ref::<StartError>() {
+                Some(StartError::Kbs(e)) => Some(e),
+                _ => err.downcast_ref::<KbsError>(),
+            };
+            if let Some(e @ KbsError::Denied { body, .. }) = denied {
+                eprintln!("{e}");
+                let pretty = serde_json::from_str::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| body.clone());
+                eprintln!("{pretty}");
+                return ExitCode::from(3);
+            }
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
@@ -174,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attest(args) => attest(&args),
         Command::Generate(args) => generate(&args),
         Command::Embed(args) => embed(&args),
+        Command::SealModel(args) => seal_model(&args),
         Command::Serve { config } => serve(&config),
         Command::Client(command) => client_cli::run(command),
         Command::Detect { json } => {
@@ -280,27 +329,57 @@ fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         .listen
         .parse()
         .with_context(|| format!("listen address {:?}", config.listen))?;
-    let loaded = model::load_and_hash(&config.model, Progress::Auto)
-        .with_context(|| format!("hashing model {}", config.model.display()))?;
-    let agent = Agent::start(
-        &loaded,
-        config.kind,
-        &evidence_source(config.danger_simulate),
-    )?;
-    drop(loaded);
-    let service = guest_agent::service::AgentService::new(std::sync::Arc::new(agent));
+    let source = evidence_source(config.danger_simulate);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    eprintln!("serving GuestAgent on {addr}");
-    runtime.block_on(
+    runtime.block_on(async move {
+        let agent = match &config.verifier {
+            None => {
+                if model::sealed::is_sealed(&config.model) {
+                    anyhow::bail!(
+                        "{} is a sealed model: only the key broker releases its key, so the \
+                         config needs a [verifier] table",
+                        config.model.display()
+                    );
+                }
+                let loaded = model::load_and_hash(&config.model, Progress::Auto)
+                    .with_context(|| format!("hashing model {}", config.model.display()))?;
+                Arc::new(Agent::start(&loaded, config.kind, &source)?)
+            }
+            Some(v) => {
+                let (agent, attester) = guest_agent::kbs::start_attested_agent(
+                    v,
+                    &config.model,
+                    config.kind,
+                    source,
+                    Progress::Auto,
+                )
+                .await?;
+                let agent = Arc::new(agent);
+                tokio::spawn(guest_agent::kbs::keep_attested(
+                    Arc::clone(&agent),
+                    attester,
+                    std::time::Duration::from_secs(v.refresh_secs),
+                ));
+                agent
+            }
+        };
+        let service = guest_agent::service::AgentService::new(agent);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        println!("guest-agent: listening on http://{local}");
+        std::io::Write::flush(&mut std::io::stdout())?;
         tonic::transport::Server::builder()
             .add_service(proto::v1::guest_agent_server::GuestAgentServer::new(
                 service,
             ))
-            .serve(addr),
-    )?;
-    Ok(())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .context("serving")
+    })
 }
 
 fn attest(args: &AttestArgs) -> anyhow::Result<()> {
@@ -352,6 +431,51 @@ fn attest(args: &AttestArgs) -> anyhow::Result<()> {
         }
         None => println!("{text}"),
     }
+    Ok(())
+}
+
+fn seal_model(args: &SealModelArgs) -> anyhow::Result<()> {
+    use guest_agent::model::sealed;
+    let resource = args
+        .key_resource
+        .clone()
+        .unwrap_or_else(|| sealed::default_key_resource(&args.path));
+    sealed::check_key_resource(&resource)?;
+    let progress = if args.quiet {
+        Progress::Silent
+    } else {
+        Progress::Auto
+    };
+    let key = attestor::sealed::SealKey::generate();
+    // The key file first: refuse early, before any sealing, if it exists.
+    sealed::write_key_file(&args.key_out, &key).context("writing the key file")?;
+    let manifest = match sealed::seal_folder(&args.path, &args.out, &key, &resource, progress) {
+        Ok(m) => m,
+        Err(err) => {
+            // A key for nothing would only invite confusion.
+            let _ = std::fs::remove_file(&args.key_out);
+            return Err(err).with_context(|| format!("sealing {}", args.path.display()));
+        }
+    };
+    let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+    println!("{}", manifest.model_commitment);
+    eprintln!(
+        "sealed {} files ({total} bytes) of {} into {}\n\
+         model commitment: {}\n\
+         key: {} (JWK, mode 0600), for key broker resource {resource}\n\
+         next: store the key in the broker, then delete the key file:\n  \
+         verifier resource put --data DATA {resource} {}\n  \
+         (or: verifier resource put --server URL --admin-key FILE {resource} {})\n\
+         then serve the sealed folder: model = \"{}\" in the agent's config",
+        manifest.files.len(),
+        args.path.display(),
+        args.out.display(),
+        manifest.model_commitment,
+        args.key_out.display(),
+        args.key_out.display(),
+        args.key_out.display(),
+        args.out.display(),
+    );
     Ok(())
 }
 

@@ -20,11 +20,13 @@
 //! Submodules: [`oms`] (manifest, ordering, ignore rules, in-toto statement),
 //! [`safetensors`] (bounds-checked header parser and per-tensor digests, an
 //! extension field OMS v1.0 verifiers ignore), [`load`] (walk, parallel
-//! read-and-hash, progress).
+//! read-and-hash, progress), [`sealed`] (model folders encrypted at rest under a
+//! broker-held key: seal, and load with the same identity as the plaintext).
 
 pub mod load;
 pub mod oms;
 pub mod safetensors;
+pub mod sealed;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use std::str::FromStr;
 
 use attestor::ParseError;
 use attestor::digest::Sha256Digest;
+use attestor::sealed::SealError;
 
 pub use load::{HashOptions, LoadedFile, LoadedModel, Progress, load_and_hash, load_and_hash_with};
 pub use oms::{Manifest, Resource, Serialization, Statement, StatementError};
@@ -177,6 +180,84 @@ pub enum ModelError {
         path: String,
         /// Why it was refused.
         reason: &'static str,
+    },
+    /// A sealed model folder given where a plaintext model was expected.
+    #[error(
+        "{}: is a sealed model folder (sealed.json); it loads only with its key from the key broker",
+        path.display()
+    )]
+    SealedFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A sealed folder's `sealed.json` is malformed or inconsistent.
+    #[error("{}: {reason}", path.display())]
+    SealedManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A sealed file (or a key file) failed to open: wrong key, altered,
+    /// truncated, or sealed as another file.
+    #[error("{}: {source}", path.display())]
+    Unseal {
+        /// The sealed file or key file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: SealError,
+    },
+    /// A file `sealed.json` lists has no sealed file in the folder.
+    #[error("{}: listed in sealed.json but missing", path.display())]
+    SealedMissing {
+        /// The sealed file that should be there.
+        path: PathBuf,
+    },
+    /// A file in a sealed folder that `sealed.json` does not list.
+    #[error("{}: in the sealed folder but not listed in sealed.json", path.display())]
+    SealedExtra {
+        /// The unexpected file.
+        path: PathBuf,
+    },
+    /// A decrypted file differs from its `sealed.json` entry.
+    #[error("{path}: decrypted {field} is {found}, sealed.json says {expected}")]
+    SealedFileMismatch {
+        /// The file's path in the model.
+        path: String,
+        /// `size` or `sha256`.
+        field: &'static str,
+        /// The value in `sealed.json`.
+        expected: String,
+        /// The value of the decrypted bytes.
+        found: String,
+    },
+    /// The decrypted model is not the model the sealed folder claims to be.
+    #[error(
+        "sealed model {}: the decrypted files give {found}, sealed.json claims {claimed}",
+        dir.display()
+    )]
+    CommitmentMismatch {
+        /// The sealed folder.
+        dir: PathBuf,
+        /// The commitment in `sealed.json` (what was attested).
+        claimed: ModelCommitment,
+        /// The OMS root of the decrypted files.
+        found: ModelCommitment,
+    },
+    /// A key broker resource path that is not `REPO/TYPE/TAG`.
+    #[error(
+        "key resource {resource:?}: expected REPO/TYPE/TAG, three non-empty segments of letters, digits, `-`, `_`, `.`"
+    )]
+    KeyResource {
+        /// The path as given.
+        resource: String,
+    },
+    /// An output that already exists (never overwritten).
+    #[error("{}: already exists; refusing to overwrite it", path.display())]
+    Exists {
+        /// The path.
+        path: PathBuf,
     },
 }
 

@@ -8,6 +8,12 @@
 //! [`SALT_METADATA`]. The deny receipt commits to the request bytes and to the
 //! status message's UTF-8 bytes (see [`crate::agent`]).
 //!
+//! A request refused because the latest attestation result does not affirm
+//! (and the agent is configured to refuse) is `FailedPrecondition`, also with
+//! a deny receipt. `Session` returns the bundle the verifier appraised last
+//! with its EAR (empty without a verifier); `Health` says `serving: false`
+//! with the reason while the result does not affirm.
+//!
 //! `GenerateStream` sends one [`GenerateChunk`] per token as the generator
 //! produces it (its id, and the text it completes), then a last chunk with
 //! only the receipt and salt, which commit to the complete text exactly as a
@@ -79,6 +85,7 @@ pub fn refusal_status(refusal: &Refusal) -> Status {
         RefusalKind::UnknownModel => Code::NotFound,
         RefusalKind::WrongKind => Code::FailedPrecondition,
         RefusalKind::Internal => Code::Internal,
+        RefusalKind::NotAttested => Code::FailedPrecondition,
         RefusalKind::Cancelled => Code::Cancelled,
     };
     let mut metadata = MetadataMap::new();
@@ -266,7 +273,8 @@ impl GuestAgent for AgentService {
             evidence_bundle_json: bundle.to_json_pretty(),
             runtime_data_json: String::from_utf8_lossy(&bundle.runtime_data.canonical())
                 .into_owned(),
-            ear: String::new(),
+            // The verified EAR for exactly this bundle, when the latest attestation succeeded.
+            ear: self.agent.ear_token().unwrap_or_default(),
             receipt_key_jwk: self.agent.receipt_jwk().to_string(),
             tee_key_jwk: self.agent.session().tee_pubkey_jwk().to_string(),
             simulated: bundle.simulated,
@@ -277,9 +285,10 @@ impl GuestAgent for AgentService {
         &self,
         _request: Request<HealthRequest>,
     ) -> Result<Response<HealthResponse>, Status> {
-        Ok(Response::new(HealthResponse {
-            serving: true,
-            reason: String::new(),
-        }))
+        let (serving, reason) = match self.agent.health() {
+            Ok(reason) => (true, reason),
+            Err(reason) => (false, reason),
+        };
+        Ok(Response::new(HealthResponse { serving, reason }))
     }
 }

@@ -8,6 +8,7 @@
 use attestor::binding::RuntimeData;
 use attestor::collect::{GpuCollector as _, HostPaths};
 use attestor::evidence::{EvidenceBundle, PrimaryEvidence, SnpEvidence, TdxEvidence, Tee};
+use attestor::jwe::{Curve, TeeSecretKey};
 use attestor::nvidia::evidence::{GpuArch, GpuEvidenceEntry, GpuEvidenceList};
 use attestor::receipt::ReceiptKey;
 use attestor::sim::SimSeed;
@@ -44,7 +45,7 @@ pub enum SessionError {
 /// An attestation session: a TEE key (ECDH P-256, receives secrets) and a
 /// receipt key (ECDSA P-384, signs receipts), generated fresh at start.
 pub struct Session {
-    tee_key: p256::SecretKey,
+    tee_key: TeeSecretKey,
     receipt_key: ReceiptKey,
 }
 
@@ -52,18 +53,14 @@ impl Session {
     /// Fresh keys from the operating system's CSPRNG.
     pub fn new() -> Self {
         Self {
-            tee_key: p256::SecretKey::random(&mut OsRng),
+            tee_key: TeeSecretKey::generate(Curve::P256),
             receipt_key: ReceiptKey::generate(),
         }
     }
 
     /// The TEE public key as a JWK, in the shape Trustee's clients send.
     pub fn tee_pubkey_jwk(&self) -> Value {
-        let mut jwk = jwk_value(&self.tee_key.public_key().to_jwk_string());
-        if let Value::Object(m) = &mut jwk {
-            m.insert("alg".into(), Value::String("ECDH-ES+A256KW".into()));
-        }
-        jwk
+        self.tee_key.public_jwk()
     }
 
     /// The receipt public key as a JWK.
@@ -77,7 +74,7 @@ impl Session {
     }
 
     /// The TEE key, for decrypting secrets released to this session.
-    pub fn tee_secret(&self) -> &p256::SecretKey {
+    pub fn tee_secret(&self) -> &TeeSecretKey {
         &self.tee_key
     }
 
@@ -132,10 +129,6 @@ pub fn local_nonce() -> String {
 /// The agent build that goes into runtime_data.
 pub fn agent_description() -> Value {
     json!({"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")})
-}
-
-fn jwk_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
 fn collect_hardware(runtime_data: RuntimeData) -> Result<EvidenceBundle, SessionError> {

@@ -25,6 +25,8 @@ pub mod cli;
 pub mod entry;
 pub mod merkle;
 pub mod proof;
+pub mod reappraise;
+mod remote;
 mod store;
 
 use std::io::Write as _;
@@ -393,6 +395,52 @@ impl AuditLog {
         match bad {
             Some(e) => Err(e.into()),
             None => Ok(out),
+        }
+    }
+
+    /// One page: up to `limit` entries matching `filter` with index ≥
+    /// `start`, in index order, and whether more match after them. Reads only
+    /// as far as the page needs.
+    pub fn entries_page(
+        &self,
+        filter: &EntryFilter,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, AuditEntry)>, bool), AuditError> {
+        let conn = self.lock()?;
+        let mut page = Vec::new();
+        let mut more = false;
+        let mut bad = None;
+        store::rows_from(
+            &conn,
+            filter.decision.map(Decision::as_str),
+            filter.since.map(|t| t.0),
+            start,
+            |row| match AuditEntry::from_canonical_bytes(&row.body) {
+                // The columns only narrow the scan; the body decides.
+                Ok(e) => {
+                    let matches = filter.decision.is_none_or(|d| d == e.decision)
+                        && filter.kind.is_none_or(|k| k == e.kind)
+                        && filter.since.is_none_or(|t| e.time >= t);
+                    if !matches {
+                        return Ok(true);
+                    }
+                    if page.len() == limit {
+                        more = true;
+                        return Ok(false);
+                    }
+                    page.push((row.idx, e));
+                    Ok(true)
+                }
+                Err(e) => {
+                    bad = Some(e);
+                    Ok(false)
+                }
+            },
+        )?;
+        match bad {
+            Some(e) => Err(e.into()),
+            None => Ok((page, more)),
         }
     }
 

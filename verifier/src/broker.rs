@@ -509,9 +509,29 @@ impl Broker {
                 resp
             }
             Err(r) => {
-                self.log_deny(&id, EntryKind::Appraisal, None, &r);
+                self.log_attest_deny(&id, body, &r);
                 r.into_response()
             }
+        }
+    }
+
+    /// Logs a refused attestation with its raw body stored by digest, so a
+    /// reviewer can re-appraise a deny as well as an allow. When the body
+    /// cannot be stored, the deny is still logged (without it).
+    fn log_attest_deny(&self, request_id: &str, body: &[u8], r: &Refusal) {
+        if body.is_empty() {
+            return self.log_deny(request_id, EntryKind::Appraisal, None, r);
+        }
+        let mut entry = AuditEntry::new(
+            self.parts.clock.now(),
+            request_id,
+            EntryKind::Appraisal,
+            Decision::Deny,
+        );
+        entry.evidence_digest = Some(sha256_label(body));
+        entry.reasons = r.denials.iter().map(to_reason).collect();
+        if self.parts.log.record(&entry, Some(body)).is_err() {
+            self.log_deny(request_id, EntryKind::Appraisal, None, r);
         }
     }
 
@@ -611,6 +631,7 @@ impl Broker {
         entry.tee_key_thumbprint = jwk_thumbprint(&attested.tee_pubkey_jwk);
         entry.ear_digest = Some(sha256_label(attested.ear_token.as_bytes()));
         entry.ear_status = overall_status(&attested.claims_json);
+        entry.policy_id = ear_policy_ids(&attested.claims_json);
         self.log(entry, Some(body))?;
         let token = attested.ear_token.clone();
         let mut sessions = self.sessions();
@@ -758,15 +779,43 @@ impl Broker {
     }
 }
 
-/// The worst `ear.status` over the submods, if any.
+/// The EAR's overall `ear_status`, else the worst submodule status (our
+/// EARs write `ear_status`; the EAR draft's JSON names are `ear.status`).
 fn overall_status(claims: &Value) -> Option<String> {
     const ORDER: [&str; 4] = ["contraindicated", "warning", "affirming", "none"];
+    if let Some(s) = claims.get("ear_status").and_then(Value::as_str) {
+        return Some(s.to_owned());
+    }
     let submods = claims.get("submods")?.as_object()?;
     submods
         .values()
-        .filter_map(|s| s.get("ear.status").and_then(Value::as_str))
+        .filter_map(|s| {
+            s.get("ear.status")
+                .or_else(|| s.get("ear_status"))
+                .and_then(Value::as_str)
+        })
         .min_by_key(|s| ORDER.iter().position(|o| o == s).unwrap_or(0))
         .map(str::to_owned)
+}
+
+/// The policy ids the EAR's submodules name, each once, joined with `+`
+/// (`<set>/<policy>@sha256:…`), so a reviewer knows which set decided.
+fn ear_policy_ids(claims: &Value) -> Option<String> {
+    let mut ids: Vec<&str> = Vec::new();
+    for submod in claims.get("submods")?.as_object()?.values() {
+        let named = submod
+            .get("ear_appraisal_policy_ids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        for id in named {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    (!ids.is_empty()).then(|| ids.join("+"))
 }
 
 /// Runs a handler off the async threads, within the configured time. On a

@@ -84,6 +84,13 @@ pub enum DenialCode {
     ProtocolVersionMismatch,
     ResourceNotFound,
     BrokerError,
+    // Admin API.
+    /// An admin call without a valid admin token (missing, malformed, wrong
+    /// key, expired, too long-lived), or with the admin API disabled.
+    AdminUnauthorized,
+    /// An authorized admin update that does not validate (policy does not
+    /// compile, reference values malformed, bad resource path); nothing changed.
+    AdminUpdateInvalid,
 }
 
 impl DenialCode {
@@ -146,6 +153,8 @@ impl DenialCode {
         Self::ProtocolVersionMismatch,
         Self::ResourceNotFound,
         Self::BrokerError,
+        Self::AdminUnauthorized,
+        Self::AdminUpdateInvalid,
     ];
 
     /// The wire string. Written out; never change one.
@@ -208,6 +217,8 @@ impl DenialCode {
             Self::ProtocolVersionMismatch => "protocol_version_mismatch",
             Self::ResourceNotFound => "resource_not_found",
             Self::BrokerError => "broker_error",
+            Self::AdminUnauthorized => "admin_unauthorized",
+            Self::AdminUpdateInvalid => "admin_update_invalid",
         }
     }
 
@@ -443,6 +454,8 @@ mod tests {
             "protocol_version_mismatch",
             "resource_not_found",
             "broker_error",
+            "admin_unauthorized",
+            "admin_update_invalid",
         ];
         let actual: Vec<&str> = DenialCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(actual, pinned);

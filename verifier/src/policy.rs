@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -277,6 +278,9 @@ pub enum PolicyError {
     /// Not `production` or `development`.
     #[error("unknown policy set {0:?} (expected production or development)")]
     UnknownSet(String),
+    /// Not one of the set's policies (`cpu`, `gpu`, `model`, `resource`).
+    #[error("unknown policy {0:?} (expected cpu, gpu, model or resource)")]
+    UnknownPolicy(String),
     /// A policy or reference file could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -317,6 +321,8 @@ pub struct PolicySet {
 struct Compiled {
     id: String,
     rule: String,
+    /// The exact Rego text, kept so one policy can be replaced and the set recompiled.
+    text: String,
     engine: regorus::Engine,
 }
 
@@ -325,38 +331,162 @@ impl PolicySet {
     /// `dir/reference/<name>.json`, compiles each policy once with the
     /// execution time limit set, and checks that each yields a result.
     pub fn load(dir: &Path, name: &str) -> Result<Self, PolicyError> {
+        Self::load_layered(&[dir], name)
+    }
+
+    /// Like [`Self::load`], but each file is taken from the first of `dirs`
+    /// that has it: an administrator's uploads (kept in the data directory)
+    /// override the shipped files one by one.
+    pub fn load_layered(dirs: &[&Path], name: &str) -> Result<Self, PolicyError> {
         let set = PolicySetName::parse(name)?;
-        let ref_path = dir.join("reference").join(format!("{set}.json"));
-        let text = std::fs::read(&ref_path).map_err(|source| PolicyError::Read {
-            path: ref_path.clone(),
-            source,
-        })?;
-        let file: Value = serde_json::from_slice(&text).map_err(|e| PolicyError::Reference {
-            path: ref_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let pick = |path_in: &dyn Fn(&Path) -> PathBuf| -> Result<(PathBuf, Vec<u8>), PolicyError> {
+            let candidates: Vec<PathBuf> = dirs.iter().map(|d| path_in(d)).collect();
+            // The last directory is the shipped one: its path names a missing file.
+            let path = candidates
+                .iter()
+                .find(|p| p.is_file())
+                .or(candidates.last())
+                .cloned()
+                .ok_or_else(|| PolicyError::Input("no policy directory given".to_owned()))?;
+            let bytes = std::fs::read(&path).map_err(|source| PolicyError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Ok((path, bytes))
+        };
+        let (ref_path, ref_bytes) = pick(&|d| reference_path(d, set))?;
+        let reference_file: Value =
+            serde_json::from_slice(&ref_bytes).map_err(|e| PolicyError::Reference {
+                path: ref_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut texts = Vec::with_capacity(4);
+        for policy in ATTESTATION_POLICIES.into_iter().chain([RESOURCE_POLICY]) {
+            let (path, bytes) = pick(&|d| policy_path(d, set, policy))?;
+            let text = String::from_utf8(bytes).map_err(|e| PolicyError::Read {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            texts.push(text);
+        }
+        let [cpu, gpu, model, resource] = <[String; 4]>::try_from(texts)
+            .map_err(|_| PolicyError::Input("four policies expected".to_owned()))?;
+        Self::compile(set, [cpu, gpu, model, resource], &reference_file, &ref_path)
+    }
+
+    /// The same set with one policy (`cpu`, `gpu`, `model` or `resource`)
+    /// replaced by `text`, compiled and checked like [`Self::load`]. `self`
+    /// is untouched: on any error the caller keeps deciding with it.
+    pub fn with_policy(&self, policy: &str, text: String) -> Result<Self, PolicyError> {
+        let [mut cpu, mut gpu, mut model, mut resource] = self.texts();
+        match policy {
+            "cpu" => cpu = text,
+            "gpu" => gpu = text,
+            "model" => model = text,
+            RESOURCE_POLICY => resource = text,
+            other => return Err(PolicyError::UnknownPolicy(other.to_owned())),
+        }
+        let texts = [cpu, gpu, model, resource];
+        let file = serde_json::json!({ self.name.as_str(): self.reference.clone() });
+        Self::compile(
+            self.name,
+            texts,
+            &file,
+            Path::new("(current reference values)"),
+        )?
+        .smoke_tested()
+    }
+
+    /// The same policies judged against new reference values, given in the
+    /// file shape `{"<set>": {...}}` (`policies/reference/<set>.json`); every
+    /// policy is recompiled with them. `self` is untouched on error.
+    pub fn with_reference_values(&self, reference_file: &Value) -> Result<Self, PolicyError> {
+        Self::compile(
+            self.name,
+            self.texts(),
+            reference_file,
+            Path::new("(uploaded reference values)"),
+        )?
+        .smoke_tested()
+    }
+
+    /// Evaluates every policy once over an empty attestation input (with
+    /// one GPU) and an empty resource request: a replacement whose output is
+    /// malformed or whose evaluation fails is refused before it is put in
+    /// force, rather than failing every later decision.
+    fn smoke_tested(self) -> Result<Self, PolicyError> {
+        self.evaluate_attestation(&serde_json::json!({ "gpus": [{}] }))?;
+        self.evaluate_resource(&input::resource_input(
+            ["repository", "type", "tag"],
+            Some("default"),
+            &serde_json::json!({}),
+            None,
+            None,
+        ))?;
+        Ok(self)
+    }
+
+    /// The Rego text of one policy of the set (`cpu`, `gpu`, `model`, `resource`).
+    pub fn policy_text(&self, policy: &str) -> Option<&str> {
+        match policy {
+            "cpu" => Some(&self.cpu.text),
+            "gpu" => Some(&self.gpu.text),
+            "model" => Some(&self.model.text),
+            RESOURCE_POLICY => Some(&self.resource.text),
+            _ => None,
+        }
+    }
+
+    fn texts(&self) -> [String; 4] {
+        [
+            self.cpu.text.clone(),
+            self.gpu.text.clone(),
+            self.model.text.clone(),
+            self.resource.text.clone(),
+        ]
+    }
+
+    fn compile(
+        set: PolicySetName,
+        [cpu, gpu, model, resource]: [String; 4],
+        reference_file: &Value,
+        ref_path: &Path,
+    ) -> Result<Self, PolicyError> {
+        let reference_error = |reason: String| PolicyError::Reference {
+            path: ref_path.to_owned(),
+            reason,
+        };
+        let Value::Object(file) = reference_file else {
+            return Err(reference_error("not a JSON object".to_owned()));
+        };
         // The file is `{"<set>": {...}}` so that OPA, loading the folder, puts
         // each set's values at data.reference.<set> without a clash.
         let reference = match file.get(set.as_str()) {
             Some(v @ Value::Object(_)) => v.clone(),
             _ => {
-                return Err(PolicyError::Reference {
-                    path: ref_path,
-                    reason: format!("expected an object under {:?}", set.as_str()),
-                });
+                return Err(reference_error(format!(
+                    "expected an object under {:?}",
+                    set.as_str()
+                )));
             }
         };
+        if let Some(other) = file.keys().find(|k| k.as_str() != set.as_str()) {
+            return Err(reference_error(format!(
+                "unexpected member {other:?} (only {:?})",
+                set.as_str()
+            )));
+        }
         let reference_id = format!("{set}/reference@sha256:{}", jcs_sha256(&reference));
         let data = regorus::Value::from(serde_json::json!({
             "reference": {set.as_str(): reference.clone()}
         }));
-        let compile = |policy: &str| Compiled::load(dir, set, policy, &data);
+        let compile = |policy: &str, text: String| Compiled::compile(set, policy, text, &data);
         Ok(Self {
             name: set,
-            cpu: compile("cpu")?,
-            gpu: compile("gpu")?,
-            model: compile("model")?,
-            resource: compile(RESOURCE_POLICY)?,
+            cpu: compile("cpu", cpu)?,
+            gpu: compile("gpu", gpu)?,
+            model: compile("model", model)?,
+            resource: compile(RESOURCE_POLICY, resource)?,
             reference,
             reference_id,
         })
@@ -521,18 +651,61 @@ impl PolicySet {
     }
 }
 
+/// Where a set's policy lives under a policy directory: `dir/<set>/<policy>.rego`.
+pub fn policy_path(dir: &Path, set: PolicySetName, policy: &str) -> PathBuf {
+    dir.join(set.as_str()).join(format!("{policy}.rego"))
+}
+
+/// Where a set's reference values live under a policy directory:
+/// `dir/reference/<set>.json`.
+pub fn reference_path(dir: &Path, set: PolicySetName) -> PathBuf {
+    dir.join("reference").join(format!("{}.json", set.as_str()))
+}
+
+/// A policy set that an administrator may replace while it is in use.
+///
+/// Clones share one slot: the appraiser and the resource policy hold clones,
+/// the admin API [`Self::replace`]s the set, and the next evaluation uses the
+/// new one without a restart. Each evaluation takes the [`Self::current`] set
+/// once, so one decision is never made by half an old and half a new set.
+#[derive(Debug, Clone)]
+pub struct LivePolicySet(Arc<RwLock<Arc<PolicySet>>>);
+
+impl LivePolicySet {
+    /// A slot holding `set`.
+    pub fn new(set: PolicySet) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(set))))
+    }
+
+    /// The set in force now.
+    pub fn current(&self) -> Arc<PolicySet> {
+        // A poisoned lock only means a writer panicked between two whole sets.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `set` in force for every later evaluation; returns the one it replaces.
+    pub fn replace(&self, set: PolicySet) -> Arc<PolicySet> {
+        let mut slot = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *slot, Arc::new(set))
+    }
+}
+
+impl From<PolicySet> for LivePolicySet {
+    fn from(set: PolicySet) -> Self {
+        Self::new(set)
+    }
+}
+
 impl Compiled {
-    fn load(
-        dir: &Path,
+    fn compile(
         set: PolicySetName,
         policy: &str,
+        text: String,
         data: &regorus::Value,
     ) -> Result<Self, PolicyError> {
-        let path = dir.join(set.as_str()).join(format!("{policy}.rego"));
-        let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Read {
-            path: path.clone(),
-            source,
-        })?;
         let id = format!(
             "{set}/{policy}@sha256:{}",
             hex::encode(Sha256::digest(text.as_bytes()))
@@ -543,7 +716,7 @@ impl Compiled {
             check_interval: NonZeroU32::MIN.saturating_add(99),
         });
         engine
-            .add_policy(format!("{set}/{policy}.rego"), text)
+            .add_policy(format!("{set}/{policy}.rego"), text.clone())
             .map_err(|e| PolicyError::Compile {
                 policy: id.clone(),
                 reason: format!("{e:#}"),
@@ -557,6 +730,7 @@ impl Compiled {
         let mut compiled = Self {
             rule: format!("data.attestor.{set}.{policy}.result"),
             id,
+            text,
             engine,
         };
         // Prepare the engine once (analysis, scheduling) and prove the entry

@@ -106,3 +106,16 @@ fn bundles_and_runtime_data() {
     .to_string();
     exercise("bundle", bundle.as_bytes(), fuzzing::evidence_bundle);
 }
+
+#[test]
+fn sealed_files() {
+    use attestor::sealed::{SealKey, seal};
+    // Sealed under the key the fuzz body opens with, so the unaltered input
+    // takes the decrypting path; every truncation and flip must fail cleanly.
+    let key = SealKey::from_bytes([7; 32]);
+    let plaintext: Vec<u8> = (0u8..=255).cycle().take(700).collect();
+    let sealed = seal(&plaintext, &key, "model.gguf");
+    assert_eq!(attestor::sealed::open(&sealed, &key).unwrap(), plaintext);
+    exercise("sealed", &sealed, fuzzing::sealed);
+    exercise("sealed empty", &seal(b"", &key, ""), fuzzing::sealed);
+}

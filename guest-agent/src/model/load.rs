@@ -145,15 +145,14 @@ pub fn load_and_hash_with(
     options: &HashOptions,
     progress: Progress,
 ) -> Result<LoadedModel, ModelError> {
-    let mut ignore_names: Vec<String> = Vec::new();
-    if options.ignore_git_paths {
-        ignore_names.extend(oms::GIT_PATHS.iter().map(|p| (*p).to_owned()));
+    // Hashing ciphertext would give a commitment no one can check against
+    // the weights: a sealed folder loads only through `load_sealed`.
+    if super::sealed::is_sealed(path) {
+        return Err(ModelError::SealedFolder {
+            path: path.to_path_buf(),
+        });
     }
-    let mut ignored = Vec::new();
-    for p in ignore_names.iter().chain(&options.ignore_paths) {
-        ignored.push(oms::ignore_components(p)?);
-    }
-
+    let ignored = ignored_components(options)?;
     let planned = plan(path, &ignored, options.tensor_digests)?;
     let total: u64 = planned.iter().map(|p| p.size).sum();
     let threads = options
@@ -166,6 +165,28 @@ pub fn load_and_hash_with(
     let reporter = Reporter::new(progress, path, planned.len(), total, threads);
 
     let loaded = load_all(&planned, threads, &reporter)?;
+    let model = assemble(model_name(path), &ignored, loaded);
+    reporter.finish(&model.commitment, model.files.len(), total);
+    Ok(model)
+}
+
+/// The ignore rules of `options` as path components.
+pub(super) fn ignored_components(options: &HashOptions) -> Result<Vec<Vec<String>>, ModelError> {
+    let mut ignore_names: Vec<String> = Vec::new();
+    if options.ignore_git_paths {
+        ignore_names.extend(oms::GIT_PATHS.iter().map(|p| (*p).to_owned()));
+    }
+    let mut ignored = Vec::new();
+    for p in ignore_names.iter().chain(&options.ignore_paths) {
+        ignored.push(oms::ignore_components(p)?);
+    }
+    Ok(ignored)
+}
+
+/// The model from its hashed files (in OMS order): manifest and commitment.
+/// The one place a [`LoadedModel`] is put together, for plaintext and sealed
+/// folders alike, so both give the same manifest for the same bytes.
+pub(super) fn assemble(name: String, ignored: &[Vec<String>], loaded: Vec<Hashed>) -> LoadedModel {
     let mut files = Vec::with_capacity(loaded.len());
     let mut resources = Vec::with_capacity(loaded.len());
     let mut tensor_digests = BTreeMap::new();
@@ -177,14 +198,13 @@ pub fn load_and_hash_with(
         files.push(file);
     }
     let serialization = Serialization::files_sha256(ignored.iter().map(|c| c.join("/")).collect());
-    let manifest = Manifest::new(model_name(path), serialization, resources, tensor_digests);
+    let manifest = Manifest::new(name, serialization, resources, tensor_digests);
     let commitment = manifest.commitment();
-    reporter.finish(&commitment, files.len(), total);
-    Ok(LoadedModel {
+    LoadedModel {
         files,
         manifest,
         commitment,
-    })
+    }
 }
 
 /// A file to read.
@@ -196,14 +216,14 @@ struct Planned {
     tensors: bool,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn is_safetensors(path: &Path) -> bool {
+pub(super) fn is_safetensors(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "safetensors")
 }
 
@@ -275,7 +295,7 @@ fn plan(root: &Path, ignored: &[Vec<String>], tensors: bool) -> Result<Vec<Plann
 
 /// The model's name as the stock tool gives it: the last path component, or
 /// that of the resolved path when there is none (`.`, `..`).
-fn model_name(path: &Path) -> String {
+pub(super) fn model_name(path: &Path) -> String {
     let last = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     last(path)
         .or_else(|| fs::canonicalize(path).ok().as_deref().and_then(last))
@@ -283,9 +303,73 @@ fn model_name(path: &Path) -> String {
 }
 
 /// One file read and hashed, with its per-tensor digests if it is safetensors.
-struct Hashed {
-    file: LoadedFile,
-    tensors: Option<Vec<TensorDigest>>,
+pub(super) struct Hashed {
+    pub(super) file: LoadedFile,
+    pub(super) tensors: Option<Vec<TensorDigest>>,
+}
+
+/// The digests of one file, fed chunk by chunk: SHA-256, and per-tensor
+/// digests for safetensors.
+pub(super) struct FileHasher {
+    file: Sha256,
+    tensors: Option<TensorHasher>,
+}
+
+impl FileHasher {
+    pub(super) fn new(tensors: bool) -> Self {
+        Self {
+            file: Sha256::new(),
+            tensors: tensors.then(TensorHasher::new),
+        }
+    }
+
+    pub(super) fn update(&mut self, chunk: &[u8]) {
+        self.file.update(chunk);
+        if let Some(t) = &mut self.tensors {
+            t.update(chunk);
+        }
+    }
+
+    fn finish(self) -> Digests {
+        Digests {
+            sha256: finalize(self.file),
+            tensors: self.tensors.map(TensorHasher::finish),
+        }
+    }
+
+    /// The hashed file: `bytes` must be exactly the bytes given to `update`.
+    pub(super) fn finish_file(
+        self,
+        rel_path: String,
+        source: PathBuf,
+        bytes: Vec<u8>,
+    ) -> Result<Hashed, ModelError> {
+        hashed(self.finish(), rel_path, source, bytes)
+    }
+}
+
+fn hashed(
+    digests: Digests,
+    rel_path: String,
+    source: PathBuf,
+    bytes: Vec<u8>,
+) -> Result<Hashed, ModelError> {
+    let Digests { sha256, tensors } = digests;
+    let tensors = tensors
+        .transpose()
+        .map_err(|source_err| ModelError::Safetensors {
+            path: source.clone(),
+            source: source_err,
+        })?;
+    Ok(Hashed {
+        file: LoadedFile {
+            rel_path,
+            source,
+            bytes,
+            sha256,
+        },
+        tensors,
+    })
 }
 
 /// Reads every planned file on `threads` workers, largest first; returns them
@@ -362,38 +446,17 @@ fn load_file(p: &Planned, reporter: &Reporter) -> Result<Hashed, ModelError> {
     // which `resize` would be in an unoptimised build).
     let mut bytes = vec![0u8; len];
 
-    let Digests { sha256, tensors } = if size < PIPELINE_MIN {
-        let mut file_hash = Sha256::new();
-        let mut tensor_hash = p.tensors.then(TensorHasher::new);
+    let digests = if size < PIPELINE_MIN {
+        let mut hasher = FileHasher::new(p.tensors);
         stream(&mut file, &mut bytes, path, |chunk| {
-            file_hash.update(chunk);
+            hasher.update(chunk);
             reporter.advance(chunk.len());
-            if let Some(t) = &mut tensor_hash {
-                t.update(chunk);
-            }
         })?;
-        Digests {
-            sha256: finalize(file_hash),
-            tensors: tensor_hash.map(TensorHasher::finish),
-        }
+        hasher.finish()
     } else {
         pipelined(&mut file, &mut bytes, p, reporter)?
     };
-    let tensors = tensors
-        .transpose()
-        .map_err(|source| ModelError::Safetensors {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(Hashed {
-        file: LoadedFile {
-            rel_path: p.rel_path.clone(),
-            source: p.source.clone(),
-            bytes,
-            sha256,
-        },
-        tensors,
-    })
+    hashed(digests, p.rel_path.clone(), p.source.clone(), bytes)
 }
 
 /// The digests of one file's bytes.
@@ -485,14 +548,20 @@ fn stream<'a>(
 }
 
 /// Progress on stderr: a bar, log lines, or nothing.
-struct Reporter {
+pub(super) struct Reporter {
     bar: Option<ProgressBar>,
     log: bool,
     started: Instant,
 }
 
 impl Reporter {
-    fn new(progress: Progress, path: &Path, files: usize, total: u64, threads: usize) -> Self {
+    pub(super) fn new(
+        progress: Progress,
+        path: &Path,
+        files: usize,
+        total: u64,
+        threads: usize,
+    ) -> Self {
         let bar_wanted = match progress {
             Progress::Auto => std::io::stderr().is_terminal() && total >= BAR_MIN,
             Progress::Log | Progress::Silent => false,
@@ -524,13 +593,13 @@ impl Reporter {
         }
     }
 
-    fn advance(&self, n: usize) {
+    pub(super) fn advance(&self, n: usize) {
         if let Some(bar) = &self.bar {
             bar.inc(n as u64);
         }
     }
 
-    fn file_done(&self, file: &LoadedFile) {
+    pub(super) fn file_done(&self, file: &LoadedFile) {
         if self.log {
             eprintln!(
                 "model: {} {} bytes sha256:{}",
@@ -541,7 +610,7 @@ impl Reporter {
         }
     }
 
-    fn finish(&self, commitment: &ModelCommitment, files: usize, total: u64) {
+    pub(super) fn finish(&self, commitment: &ModelCommitment, files: usize, total: u64) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod infer;
+mod kbs;
 mod model;
+mod sealed;
 mod service;
 mod stream;

@@ -50,7 +50,7 @@ use super::snp::{self, SnpClaims, SnpCollateral};
 use super::tdx::{self, TdxClaims, TdxCollateral};
 use crate::denial::{Denial, DenialCode};
 use crate::policy::input::{self, AttestationParts, CpuClaims};
-use crate::policy::{AttestationDecision, PolicySet, Status};
+use crate::policy::{AttestationDecision, LivePolicySet, PolicySet, Status};
 use crate::result::{self, EarClaims, VerifierId};
 use crate::time::UnixTime;
 use crate::trust::TrustRoots;
@@ -135,7 +135,7 @@ pub struct ReceiptVerification {
 #[derive(Debug)]
 pub struct Verifier {
     roots: TrustRoots,
-    policy: PolicySet,
+    policy: LivePolicySet,
     signing_key: SigningKey,
     ear_key: VerifyingKey,
     verifier_id: VerifierId,
@@ -144,9 +144,11 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier issuing EARs with `signing_key`, valid `ear_ttl_secs`.
+    /// `policy` is a [`PolicySet`], or a [`LivePolicySet`] an administrator
+    /// may replace while this verifier runs.
     pub fn new(
         roots: TrustRoots,
-        policy: PolicySet,
+        policy: impl Into<LivePolicySet>,
         signing_key: SigningKey,
         verifier_id: VerifierId,
         ear_ttl_secs: u64,
@@ -154,7 +156,7 @@ impl Verifier {
         let ear_key = *signing_key.verifying_key();
         Self {
             roots,
-            policy,
+            policy: policy.into(),
             signing_key,
             ear_key,
             verifier_id,
@@ -174,9 +176,9 @@ impl Verifier {
         &self.roots
     }
 
-    /// The policy set.
-    pub fn policy(&self) -> &PolicySet {
-        &self.policy
+    /// The policy set in force now.
+    pub fn policy(&self) -> std::sync::Arc<PolicySet> {
+        self.policy.current()
     }
 
     /// The key EARs are checked with.
@@ -259,6 +261,7 @@ impl Verifier {
         let policy_input = policy_input(&cpu, &gpus, &bundle.runtime_data)?;
         let attestation = self
             .policy
+            .current()
             .evaluate_attestation(&policy_input)
             .map_err(|e| {
                 vec![Denial::new(

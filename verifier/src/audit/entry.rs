@@ -69,6 +69,8 @@ pub enum EntryKind {
     Appraisal,
     /// A resource (secret) request to the key broker.
     Resource,
+    /// An admin API call (resource, policy or reference-value update), allowed or refused.
+    Admin,
 }
 
 /// The decision.
@@ -179,6 +181,7 @@ impl EntryKind {
         match self {
             Self::Appraisal => "appraisal",
             Self::Resource => "resource",
+            Self::Admin => "admin",
         }
     }
 }

@@ -241,6 +241,32 @@ pub(crate) fn rows(
     Ok(())
 }
 
+/// Entry rows from index `start` on, in index order, optionally filtered on
+/// the stored columns, until `each` says stop (`false`).
+pub(crate) fn rows_from(
+    conn: &Connection,
+    decision: Option<&str>,
+    since: Option<i64>,
+    start: u64,
+    mut each: impl FnMut(Row) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let Ok(start) = i64::try_from(start) else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare(
+        "SELECT idx, body, time, kind, decision FROM entries
+         WHERE idx >= ?3 AND (?1 IS NULL OR decision = ?1) AND (?2 IS NULL OR time >= ?2)
+         ORDER BY idx",
+    )?;
+    let mut q = stmt.query(params![decision, since, start])?;
+    while let Some(r) = q.next()? {
+        if !each(read_row(r)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Every stored hash `(id, hash)` in id order.
 pub(crate) fn all_hashes(
     conn: &Connection,

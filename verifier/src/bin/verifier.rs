@@ -3,10 +3,17 @@
 //! - `inspect FILE`: look inside any evidence file (no judgment).
 //! - `check snp|tdx|gpu|rim …`: appraise one piece of evidence offline.
 //! - `collateral fetch …`: fetch vendor collateral into a cache directory.
-//! - `audit list|show|prove|verify …`: review the decision log offline.
+//! - `audit list|show|prove|verify …`: review the decision log offline (`--data DIR`)
+//!   or from a running verifier (`--server URL`); `audit reappraise N`: re-run a stored appraisal.
 //! - `receipt verify RECEIPT --evidence BUNDLE …`: a receipt back to its evidence and EAR.
-//! - `serve [--dev] [--data DIR] [--listen ADDR]`: the key broker (KBS protocol).
-//! - `resource put --data DIR repo/type/tag FILE`: store a secret for the broker.
+//! - `serve [--config FILE] [--dev] [--data DIR] [--listen ADDR] [--policies DIR]`:
+//!   the key broker (KBS protocol), its admin API, and the gRPC service
+//!   `attestor.v1.Verifier`, all on one port.
+//! - `resource put (--data DIR | --server URL --admin-key FILE) [--tenant T] repo/type/tag FILE`:
+//!   store a secret for the broker.
+//! - `policy put --server URL --admin-key FILE (--resource FILE | --attestation ID FILE)`:
+//!   replace a policy of the running broker.
+//! - `reference put --server URL --admin-key FILE FILE`: replace its reference values.
 //!
 //! Exit codes: 0 success (accepted, verifies), 1 denied or does not verify
 //! (every reason printed), 2 bad input or usage.
@@ -58,6 +65,24 @@ enum Command {
     /// Secrets the broker releases.
     #[command(subcommand)]
     Resource(ResourceCommand),
+    /// Policies of a running broker (admin API).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Reference values of a running broker (admin API).
+    #[command(subcommand)]
+    Reference(ReferenceCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Replace the resource policy or one attestation policy (compiled before it is used).
+    Put(verifier::admin::cli::PolicyPutArgs),
+}
+
+#[derive(Subcommand)]
+enum ReferenceCommand {
+    /// Replace the reference values (a full replacement, checked before it is used).
+    Put(verifier::admin::cli::ReferencePutArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,8 +93,8 @@ enum ReceiptCommand {
 
 #[derive(Subcommand)]
 enum ResourceCommand {
-    /// Store a secret in the broker's data directory.
-    Put(verifier::serve::ResourcePutArgs),
+    /// Store a secret: in a broker's data directory, or through its admin API.
+    Put(verifier::admin::cli::ResourcePutArgs),
 }
 
 #[derive(Subcommand)]
@@ -123,8 +148,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             verifier::appraise::bundle::cli::run_receipt_verify(&args)
         }
         Command::Serve(args) => verifier::serve::serve(&args).map(|()| ExitCode::SUCCESS),
-        Command::Resource(ResourceCommand::Put(args)) => {
-            verifier::serve::resource_put(&args).map(|()| ExitCode::SUCCESS)
+        Command::Resource(ResourceCommand::Put(args)) => verifier::admin::cli::resource_put(&args),
+        Command::Policy(PolicyCommand::Put(args)) => verifier::admin::cli::policy_put(&args),
+        Command::Reference(ReferenceCommand::Put(args)) => {
+            verifier::admin::cli::reference_put(&args)
         }
         Command::Collateral(CollateralCommand::Fetch {
             out,

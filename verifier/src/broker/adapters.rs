@@ -2,17 +2,19 @@
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::denial::{Denial, DenialCode};
-use crate::policy::PolicySet;
+use crate::policy::LivePolicySet;
 use crate::policy::input::resource_input;
 
 use super::{DecisionLog, LogError, ResourcePolicy, ResourceRequest};
 
-/// [`PolicySet::evaluate_resource`] as a [`ResourcePolicy`]: the input is
+/// [`crate::policy::PolicySet::evaluate_resource`] of the set in force (a
+/// [`LivePolicySet`]: an admin update applies to the next request) as a
+/// [`ResourcePolicy`]: the input is
 /// [`resource_input`] with the tenant, the attested EAR claims (as `ear`),
 /// and the model commitment (`attestor_model`) and receipt key
 /// (`attestor_receipt_key`) those claims carry: in the KBS flow the key bound
 /// into the evidence is the one the session presents.
-pub struct PolicySetAdapter(pub PolicySet);
+pub struct PolicySetAdapter(pub LivePolicySet);
 
 impl ResourcePolicy for PolicySetAdapter {
     fn decide(&self, request: &ResourceRequest<'_>) -> Result<String, Vec<Denial>> {
@@ -28,7 +30,7 @@ impl ResourcePolicy for PolicySetAdapter {
             model,
             receipt_key,
         );
-        match self.0.evaluate_resource(&input) {
+        match self.0.current().evaluate_resource(&input) {
             Ok(d) if d.allow && d.reasons.is_empty() => Ok(d.policy_ids.join("+")),
             Ok(d) => {
                 let mut denials: Vec<Denial> = d.reasons.iter().map(|r| r.to_denial()).collect();

@@ -5,6 +5,8 @@
 //! appraised yet, so never silently ignored), fails any check, or is refused by
 //! policy yields denials and no token.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
@@ -16,12 +18,17 @@ use crate::time::UnixTime;
 
 /// Appraises KBS attestation bodies with [`Verifier::appraise_bundle`].
 pub struct PipelineAppraiser {
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
     collateral: BundleCollateral,
 }
 
 impl PipelineAppraiser {
     pub fn new(verifier: Verifier, collateral: BundleCollateral) -> Self {
+        Self::shared(Arc::new(verifier), collateral)
+    }
+
+    /// The same, over a verifier shared with the gRPC service.
+    pub fn shared(verifier: Arc<Verifier>, collateral: BundleCollateral) -> Self {
         Self {
             verifier,
             collateral,

@@ -695,14 +695,14 @@ fn cli_exit_codes() {
     let (code, out) = run(verify_cmd(dir.path(), None, Some(&other_key)));
     assert_eq!(code, ExitCode::from(1), "{out}");
 
-    // Errors (exit 2 in the binary): no source, --server, a malformed key.
+    // Errors (exit 2 in the binary): no source, an unreachable --server, a malformed key.
     let mut sink = Vec::new();
     assert!(
         run_audit_to(
             AuditCommand::Show {
                 source: LogSource {
                     data: None,
-                    server: Some("https://verifier.example".into()),
+                    server: Some("http://127.0.0.1:1".into()),
                 },
                 n: 0,
                 json: false,
@@ -711,7 +711,7 @@ fn cli_exit_codes() {
         )
         .unwrap_err()
         .to_string()
-        .contains("not yet")
+        .contains("connecting to the verifier at http://127.0.0.1:1")
     );
     std::fs::write(&other_key, "garbage").unwrap();
     assert!(

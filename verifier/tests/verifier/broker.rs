@@ -607,7 +607,10 @@ async fn unloggable_release_is_refused() {
 async fn policy_set_adapter_denies_with_policy_codes() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let set = PolicySet::load(&dir, "production").unwrap();
-    let k = kbs_with(Arc::new(PolicySetAdapter(set)), Arc::new(MemLog::default()));
+    let k = kbs_with(
+        Arc::new(PolicySetAdapter(set.into())),
+        Arc::new(MemLog::default()),
+    );
     let key = TeeSecretKey::generate(Curve::P256);
     let cookie = attested_session(&k, &key, json!({})).await;
     let r = send(

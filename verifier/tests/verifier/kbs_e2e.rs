@@ -20,9 +20,10 @@ use verifier::trust::TrustRoots;
 use crate::broker::{auth, send};
 
 /// The reference SmolLM2 commitment the development reference values name.
-const MODEL: &str = "sha256:16399c58348341f1727030d1fc312a7fb25819f69fcbb6d15fd0687f698a49c4";
+pub(crate) const MODEL: &str =
+    "sha256:16399c58348341f1727030d1fc312a7fb25819f69fcbb6d15fd0687f698a49c4";
 
-fn policies() -> PathBuf {
+pub(crate) fn policies() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies")
 }
 
@@ -42,7 +43,7 @@ fn now_unix() -> u64 {
 }
 
 /// The KBS attest body for a simulated environment bound to `nonce` and `key`.
-fn attest_body(nonce: &str, key: &TeeSecretKey) -> Value {
+pub(crate) fn attest_body(nonce: &str, key: &TeeSecretKey) -> Value {
     let rd = RuntimeData::new(nonce, key.public_jwk())
         .with_receipt_key(ReceiptKey::generate().public_jwk())
         .with_model(MODEL);

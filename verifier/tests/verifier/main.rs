@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod appraise_gpu;
 mod appraise_snp;
 mod appraise_tdx;
@@ -9,6 +10,7 @@ mod audit;
 mod broker;
 mod check_cli;
 mod collateral;
+mod grpc;
 mod inspect_cli;
 mod jwe;
 mod kbs_e2e;

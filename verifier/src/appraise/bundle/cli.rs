@@ -94,14 +94,24 @@ fn collateral(args: &ReceiptVerifyArgs) -> anyhow::Result<BundleCollateral> {
         .as_deref()
         .map(|p| TdxCollateral::from_path(p).with_context(|| format!("reading {}", p.display())))
         .transpose()?;
+    let mut gpu_rims: Vec<Vec<u8>> = args
+        .rims
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<_, _>>()?;
+    if args.danger_simulated_roots {
+        // The simulator's GPUs come with the simulator's reference manifests,
+        // as `verifier serve --dev` and `audit reappraise` use them.
+        gpu_rims.extend(
+            attestor::simulate::gpu_rims(&SimSeed::DEFAULT)?
+                .into_iter()
+                .map(String::into_bytes),
+        );
+    }
     Ok(BundleCollateral {
         tdx,
         snp_crl: args.snp_crl.as_deref().map(read).transpose()?,
-        gpu_rims: args
-            .rims
-            .iter()
-            .map(|p| read(p))
-            .collect::<Result<_, _>>()?,
+        gpu_rims,
         gpu_ocsp: args
             .ocsp
             .iter()
