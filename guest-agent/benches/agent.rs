@@ -77,6 +77,13 @@ fn read_all(path: &Path) -> anyhow::Result<u64> {
 fn main() -> anyhow::Result<()> {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     let scratch = tempfile::tempdir()?;
+    // The figures depend on the machine and on what else runs on it: say so.
+    println!(
+        "machine: {} cores available, RAYON_NUM_THREADS={}, load average at start: {}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "(unset)".into()),
+        load_average()
+    );
 
     // ---- load + hash vs load only, hashing vs memcpy vs SHA-256
     let weights: PathBuf = if models.join(SMOLLM2).is_dir() {
@@ -238,7 +245,16 @@ fn main() -> anyhow::Result<()> {
         tps(grpc),
         tps(grpc) / tps(without),
     );
+    println!("load average at the end: {}", load_average());
     Ok(())
+}
+
+/// `/proc/loadavg`'s first three fields, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// A client of `agent`'s gRPC service, served on a loopback TCP port.
