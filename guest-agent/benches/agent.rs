@@ -4,17 +4,22 @@
 //! - load+hash vs load only (goal ≤ 1.10);
 //! - hashing MB/s vs memcpy and vs single-core SHA-256;
 //! - receipt signing time vs one inference (goal ≤ 1%);
-//! - tokens per second with and without receipts.
+//! - tokens per second with and without receipts, and streamed token by
+//!   token (in process, and over gRPC `GenerateStream` on loopback TCP).
 //!
 //! By default it uses the tiny generated llama and a 64 MiB synthetic weight
 //! file, so it runs in seconds; when `models/` holds the reference models
 //! (`scripts/fetch-models`) it uses them instead. Each figure is the best of a
-//! few runs (the least disturbed by other load). Numbers from the tiny model
+//! few runs (the least disturbed by other load), and the variants compared
+//! in a ratio run interleaved, round by round, so that load from other
+//! processes on a shared machine falls on all of them alike. Numbers from the tiny model
 //! say little about a real one: its inference is so short that the signing
 //! ratio is pessimistic.
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -27,13 +32,23 @@ use sha2::{Digest as _, Sha256};
 
 const RUNS: usize = 5;
 const PROMPT: &str = "Write a short story about the sea.";
+/// `scripts/fetch-models`' folder of the reference generative model.
+const SMOLLM2: &str = "smollm2-135m-instruct";
 
-fn best<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<Duration> {
-    let mut best = Duration::MAX;
-    for _ in 0..runs {
-        let start = Instant::now();
-        black_box(f()?);
-        best = best.min(start.elapsed());
+/// A measured variant: one timed run per call.
+type Variant<'a> = Box<dyn FnMut() -> anyhow::Result<()> + 'a>;
+
+/// Runs every variant once per round, `rounds` rounds, interleaved (A B C,
+/// A B C, …) so that a burst of load on a shared machine hits every variant
+/// alike; returns the best time of each (the least disturbed run).
+fn interleaved(rounds: usize, variants: &mut [Variant<'_>]) -> anyhow::Result<Vec<Duration>> {
+    let mut best = vec![Duration::MAX; variants.len()];
+    for _ in 0..rounds {
+        for (variant, best) in variants.iter_mut().zip(&mut best) {
+            let start = Instant::now();
+            variant()?;
+            *best = (*best).min(start.elapsed());
+        }
     }
     Ok(best)
 }
@@ -62,10 +77,17 @@ fn read_all(path: &Path) -> anyhow::Result<u64> {
 fn main() -> anyhow::Result<()> {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     let scratch = tempfile::tempdir()?;
+    // The figures depend on the machine and on what else runs on it: say so.
+    println!(
+        "machine: {} cores available, RAYON_NUM_THREADS={}, load average at start: {}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "(unset)".into()),
+        load_average()
+    );
 
     // ---- load + hash vs load only, hashing vs memcpy vs SHA-256
-    let weights: PathBuf = if models.join("smollm2").is_dir() {
-        models.join("smollm2")
+    let weights: PathBuf = if models.join(SMOLLM2).is_dir() {
+        models.join(SMOLLM2)
     } else {
         let p = scratch.path().join("weights");
         std::fs::create_dir(&p)?;
@@ -83,8 +105,20 @@ fn main() -> anyhow::Result<()> {
         p
     };
     println!("model for load/hash: {}", weights.display());
-    let load_only = best(RUNS, || read_all(&weights))?;
-    let load_hash = best(RUNS, || Ok(load_and_hash(&weights, Progress::Silent)?))?;
+    let times = interleaved(
+        RUNS,
+        &mut [
+            Box::new(|| {
+                black_box(read_all(&weights)?);
+                Ok(())
+            }),
+            Box::new(|| {
+                black_box(load_and_hash(&weights, Progress::Silent)?);
+                Ok(())
+            }),
+        ],
+    )?;
+    let (load_only, load_hash) = (times[0], times[1]);
     let total = read_all(&weights)?;
     println!(
         "load only {load_only:?}, load+hash {load_hash:?}: ratio {:.3} (goal <= 1.10)",
@@ -92,11 +126,21 @@ fn main() -> anyhow::Result<()> {
     );
     let buffer = vec![0xA5u8; usize::try_from(total.min(256 << 20))?];
     let mut dest = vec![0u8; buffer.len()];
-    let memcpy = best(RUNS, || {
-        dest.copy_from_slice(black_box(&buffer));
-        Ok(dest.first().copied())
-    })?;
-    let sha1core = best(RUNS, || Ok(Sha256::digest(black_box(&buffer))))?;
+    let times = interleaved(
+        RUNS,
+        &mut [
+            Box::new(|| {
+                dest.copy_from_slice(black_box(&buffer));
+                black_box(dest.first());
+                Ok(())
+            }),
+            Box::new(|| {
+                black_box(Sha256::digest(black_box(&buffer)));
+                Ok(())
+            }),
+        ],
+    )?;
+    let (memcpy, sha1core) = (times[0], times[1]);
     let n = buffer.len() as u64;
     let hash_rate = mb_per_s(total, load_hash);
     println!(
@@ -108,11 +152,8 @@ fn main() -> anyhow::Result<()> {
     );
 
     // ---- receipts: signing vs inference, tokens/s with and without
-    let (gen_model, max_tokens): (LoadedModel, u32) = if models.join("smollm2").is_dir() {
-        (
-            load_and_hash(&models.join("smollm2"), Progress::Silent)?,
-            32,
-        )
+    let (gen_model, max_tokens): (LoadedModel, u32) = if models.join(SMOLLM2).is_dir() {
+        (load_and_hash(&models.join(SMOLLM2), Progress::Silent)?, 32)
     } else {
         let dir = scratch.path().join("tiny");
         std::fs::create_dir(&dir)?;
@@ -124,28 +165,68 @@ fn main() -> anyhow::Result<()> {
         gpus: 1,
         seed: attestor::sim::SimSeed::DEFAULT,
     };
-    let agent = Agent::start(&gen_model, ModelKind::Generate, &source)?;
-    let mut bare = Generator::from_loaded(&gen_model)?;
-    let mut tokens = 0usize;
-    let without = best(RUNS, || {
-        let g = bare.generate(PROMPT, max_tokens)?;
-        tokens = g.token_ids.len();
-        Ok(g)
-    })?;
-    let mut receipted_tokens = 0usize;
-    let with = best(RUNS, || {
-        let r = agent
-            .generate("", PROMPT, max_tokens)
-            .map_err(|r| anyhow::anyhow!(r.message))
-            .context("generate")?;
-        receipted_tokens = r.output.token_ids.len();
-        Ok(r)
-    })?;
-    anyhow::ensure!(
-        receipted_tokens == tokens,
-        "the two paths generated {tokens} and {receipted_tokens} tokens"
+    println!(
+        "model for inference: {} ({max_tokens} tokens, greedy)",
+        gen_model.manifest.model_name
     );
-    let sign = best(RUNS * 4, || Ok(agent.sign_only(PROMPT.as_bytes(), b"out")?))?;
+    let agent = Arc::new(Agent::start(&gen_model, ModelKind::Generate, &source)?);
+    let mut bare = Generator::from_loaded(&gen_model)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut client = runtime.block_on(grpc_client(&agent))?;
+    let mut tokens = [0usize; 4];
+    let [bare_n, receipted_n, streamed_n, grpc_n] = &mut tokens;
+    let mut first_chunk = Duration::MAX;
+    let times = interleaved(
+        RUNS,
+        &mut [
+            Box::new(|| {
+                *bare_n = bare.generate(PROMPT, max_tokens)?.token_ids.len();
+                Ok(())
+            }),
+            Box::new(|| {
+                let r = agent
+                    .generate("", PROMPT, max_tokens)
+                    .map_err(|r| anyhow::anyhow!(r.message))
+                    .context("generate")?;
+                *receipted_n = r.output.token_ids.len();
+                Ok(())
+            }),
+            Box::new(|| {
+                let mut text = String::new();
+                let r = agent
+                    .generate_stream("", PROMPT, max_tokens, |step| {
+                        text.push_str(&step.text);
+                        ControlFlow::Continue(())
+                    })
+                    .map_err(|r| anyhow::anyhow!(r.message))
+                    .context("generate_stream")?;
+                anyhow::ensure!(text == r.output.text, "streamed text differs");
+                *streamed_n = r.output.token_ids.len();
+                Ok(())
+            }),
+            Box::new(|| {
+                let (n, first) = runtime.block_on(grpc_stream(&mut client, max_tokens))?;
+                *grpc_n = n;
+                first_chunk = first_chunk.min(first);
+                Ok(())
+            }),
+        ],
+    )?;
+    let (without, with, streamed, grpc) = (times[0], times[1], times[2], times[3]);
+    anyhow::ensure!(
+        tokens.iter().all(|&n| n == tokens[0]),
+        "the paths generated different numbers of tokens: {tokens:?}"
+    );
+    let tokens = tokens[0];
+    let sign = interleaved(
+        RUNS * 4,
+        &mut [Box::new(|| {
+            black_box(agent.sign_only(PROMPT.as_bytes(), b"out")?);
+            Ok(())
+        })],
+    )?[0];
     println!(
         "one inference ({tokens} tokens) {without:?}; receipt signing {sign:?}: {:.3}% of an inference (goal <= 1%)",
         100.0 * sign.as_secs_f64() / without.as_secs_f64()
@@ -157,5 +238,64 @@ fn main() -> anyhow::Result<()> {
         tps(with),
         tps(with) / tps(without)
     );
+    println!(
+        "tokens/s streamed in process {:.1} (ratio {:.3}), over gRPC GenerateStream on loopback {:.1} (ratio {:.3}); first chunk after {first_chunk:?}",
+        tps(streamed),
+        tps(streamed) / tps(without),
+        tps(grpc),
+        tps(grpc) / tps(without),
+    );
+    println!("load average at the end: {}", load_average());
     Ok(())
+}
+
+/// `/proc/loadavg`'s first three fields, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A client of `agent`'s gRPC service, served on a loopback TCP port.
+async fn grpc_client(
+    agent: &Arc<Agent>,
+) -> anyhow::Result<proto::v1::guest_agent_client::GuestAgentClient<tonic::transport::Channel>> {
+    use proto::v1::guest_agent_server::GuestAgentServer;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let service = guest_agent::service::AgentService::new(Arc::clone(agent));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GuestAgentServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok(proto::v1::guest_agent_client::GuestAgentClient::connect(url).await?)
+}
+
+/// One whole `GenerateStream` call (every chunk and the receipt received):
+/// the tokens it streamed and the time to its first chunk.
+async fn grpc_stream(
+    client: &mut proto::v1::guest_agent_client::GuestAgentClient<tonic::transport::Channel>,
+    max_tokens: u32,
+) -> anyhow::Result<(usize, Duration)> {
+    let start = Instant::now();
+    let mut stream = client
+        .generate_stream(proto::v1::GenerateRequest {
+            model: String::new(),
+            prompt: PROMPT.into(),
+            max_tokens,
+        })
+        .await?
+        .into_inner();
+    let mut first = None;
+    let mut tokens = 0;
+    let mut receipt = false;
+    while let Some(chunk) = stream.message().await? {
+        first.get_or_insert_with(|| start.elapsed());
+        tokens += chunk.token_ids.len();
+        receipt |= !chunk.receipt.is_empty();
+    }
+    anyhow::ensure!(receipt, "the stream ended without a receipt");
+    Ok((tokens, first.unwrap_or_default()))
 }

@@ -39,6 +39,7 @@
 //! embedding records `max_tokens` 0, the input tokens over all texts and 0
 //! output tokens.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 
@@ -54,7 +55,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ear::VerifiedEar;
-use crate::infer::{CANDLE_VERSION, ComputePath, Embedder, Generator, InferError};
+use crate::infer::{CANDLE_VERSION, ComputePath, Embedder, Generator, InferError, TokenStep};
 use crate::model::LoadedModel;
 use crate::session::{EvidenceSource, Session, SessionError, local_nonce};
 
@@ -195,6 +196,8 @@ pub enum RefusalKind {
     /// The latest attestation result is not affirming (or has expired) and
     /// the agent is configured to refuse.
     NotAttested,
+    /// The caller stopped a streamed generation before it ended.
+    Cancelled,
 }
 
 /// A refused request: what went wrong and, when it could be signed, the deny
@@ -570,6 +573,21 @@ impl Agent {
         prompt: &str,
         max_tokens: u32,
     ) -> Result<Receipted<Generated>, Refusal> {
+        self.generate_stream(model, prompt, max_tokens, |_| ControlFlow::Continue(()))
+    }
+
+    /// [`Self::generate`], handing each token to `on_token` as it is decoded
+    /// (the step texts concatenate to the receipted text). The receipt is
+    /// signed once, over the complete text, exactly as for `generate`. When
+    /// `on_token` breaks, generation stops and the refusal is
+    /// [`RefusalKind::Cancelled`] (its deny receipt keeps the chain whole).
+    pub fn generate_stream(
+        &self,
+        model: &str,
+        prompt: &str,
+        max_tokens: u32,
+        on_token: impl FnMut(&TokenStep) -> ControlFlow<()>,
+    ) -> Result<Receipted<Generated>, Refusal> {
         let request = prompt.as_bytes();
         let params = |input: Option<u32>, output: Option<u32>| GenParams {
             max_tokens,
@@ -616,7 +634,7 @@ impl Agent {
             ));
         };
         let compute = generator.compute_path().clone();
-        let result = generator.generate(prompt, max_tokens);
+        let result = generator.generate_with(prompt, max_tokens, on_token);
         drop(generator);
         match result {
             Ok(g) => {
@@ -906,6 +924,7 @@ fn infer_kind(e: &InferError) -> RefusalKind {
         | InferError::ContextOverflow { .. }
         | InferError::MaxTokens { .. }
         | InferError::ControlToken { .. } => RefusalKind::InvalidInput,
+        InferError::Cancelled { .. } => RefusalKind::Cancelled,
         _ => RefusalKind::Internal,
     }
 }

@@ -32,7 +32,9 @@ pub mod tiny;
 
 pub use compute::{CANDLE_VERSION, ComputePath, NUMERIC_ENV_VARS, check_numeric_env};
 pub use embed::{Embedder, MAX_EMBED_TEXTS, MAX_EMBED_TOKENS, MAX_TEXT_BYTES};
-pub use generate::{Generation, Generator, MAX_NEW_TOKENS, MAX_PROMPT_BYTES, StopReason};
+pub use generate::{
+    Generation, Generator, MAX_NEW_TOKENS, MAX_PROMPT_BYTES, StopReason, TokenStep,
+};
 pub use gguf_tokenizer::PromptTemplate;
 
 /// Why a model could not be loaded or an inference could not run.
@@ -161,6 +163,21 @@ pub enum InferError {
     NonFinite {
         /// The 0-based step (0 is the prefill).
         step: usize,
+    },
+    /// The caller stopped a streamed generation (e.g. the client went away).
+    #[error("generation cancelled by the caller after {after} tokens")]
+    Cancelled {
+        /// Tokens generated before it stopped.
+        after: usize,
+    },
+    /// The text streamed token by token differs from the decoded output
+    /// (it never should; the generation is withheld rather than receipted).
+    #[error("streamed text ({streamed} bytes) does not match the decoded text ({decoded} bytes)")]
+    StreamText {
+        /// Bytes streamed so far.
+        streamed: usize,
+        /// Bytes of the decoded text it was compared with.
+        decoded: usize,
     },
 }
 

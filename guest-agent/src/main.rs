@@ -25,6 +25,8 @@
 //!   key ([`guest_agent::model::sealed`]), write the key as a JWK (0600, never
 //!   over an existing file), print the commitment on stdout and the next steps
 //!   on stderr.
+//! - `client generate|session --server URL …`: call a running agent
+//!   (see `client_cli`).
 //!
 //! Exit codes: 0 success, 2 error, 3 the key broker denied at start (stderr:
 //! `key broker denied: <code>[, <code>…]: <detail>`, then the JSON body).
@@ -36,6 +38,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use guest_agent::model::{self, HashOptions, LoadedModel, Progress};
+
+mod client_cli;
 
 /// The confidential-computing inference guest agent.
 #[derive(Debug, Parser)]
@@ -74,6 +78,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Call a running agent over gRPC.
+    #[command(subcommand)]
+    Client(client_cli::ClientCommand),
 }
 
 /// Arguments shared by `generate` and `embed`.
@@ -217,6 +224,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Embed(args) => embed(&args),
         Command::SealModel(args) => seal_model(&args),
         Command::Serve { config } => serve(&config),
+        Command::Client(command) => client_cli::run(command),
         Command::Detect { json } => {
             let detection = attestor::collect::detect();
             if json {

@@ -8,8 +8,16 @@
 //! the GGUF's chat template ([`PromptTemplate`]), prefilled in one forward
 //! pass, then decoded one token at a time by argmax (`shared/specs/model.md`
 //! §2.2). Never samples, never re-quantizes, never reopens a path.
+//!
+//! Streaming: [`Generator::generate_with`] hands each token to a callback as
+//! soon as it is decoded, with the text it completes ([`TokenStep`]). The
+//! byte-level tokenizer can split one UTF-8 character over several tokens, so
+//! the bytes of an incomplete character are held back until the token that
+//! completes it (or the end); the step texts concatenate exactly to
+//! [`Generation::text`], which is checked before the generation is returned.
 
 use std::io::Cursor;
+use std::ops::ControlFlow;
 
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
@@ -49,6 +57,20 @@ pub enum StopReason {
     Eos,
     /// `max_tokens` tokens were produced.
     MaxTokens,
+}
+
+/// One generated token, handed to the callback of [`Generator::generate_with`]
+/// as soon as it is decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStep {
+    /// 0-based position among the generated tokens.
+    pub index: usize,
+    /// The token id (the stop token too, as in [`Generation::token_ids`]).
+    pub id: u32,
+    /// The text this token completes; empty for a stop token or while a
+    /// character split over tokens is incomplete. The texts of all steps
+    /// concatenate to [`Generation::text`].
+    pub text: String,
 }
 
 /// A loaded generative model, ready for greedy generation.
@@ -116,6 +138,20 @@ impl Generator {
     /// Generates greedily from `prompt` (formatted with [`Self::template`])
     /// until a stop token or `max_tokens` tokens.
     pub fn generate(&mut self, prompt: &str, max_tokens: u32) -> Result<Generation, InferError> {
+        self.generate_with(prompt, max_tokens, |_| ControlFlow::Continue(()))
+    }
+
+    /// [`Self::generate`], calling `on_token` with each token as soon as it
+    /// is decoded (before the next forward pass). When `on_token` breaks,
+    /// generation stops at once with [`InferError::Cancelled`]. Input is
+    /// checked before the first forward pass, so a refused prompt never
+    /// reaches `on_token`.
+    pub fn generate_with(
+        &mut self,
+        prompt: &str,
+        max_tokens: u32,
+        mut on_token: impl FnMut(&TokenStep) -> ControlFlow<()>,
+    ) -> Result<Generation, InferError> {
         if prompt.is_empty() {
             return Err(InferError::Empty {
                 what: "prompt".into(),
@@ -152,7 +188,11 @@ impl Generator {
         }
 
         self.model.clear_kv_cache();
-        let result = self.decode(&prompt_token_ids, max_tokens as usize);
+        let mut streamed = String::new();
+        let result = self.decode(&prompt_token_ids, max_tokens as usize, |step| {
+            streamed.push_str(&step.text);
+            on_token(step)
+        });
         self.model.clear_kv_cache();
         let (token_ids, stop_reason) = result?;
         let shown = match stop_reason {
@@ -160,6 +200,14 @@ impl Generator {
             StopReason::MaxTokens => &token_ids[..],
         };
         let text = self.tokenizer.decode(shown)?;
+        // Fail closed: what was streamed must be exactly what the receipt
+        // will commit to.
+        if streamed != text {
+            return Err(InferError::StreamText {
+                streamed: streamed.len(),
+                decoded: text.len(),
+            });
+        }
         Ok(Generation {
             text,
             token_ids,
@@ -193,13 +241,16 @@ impl Generator {
         self.tokenizer.decode(ids)
     }
 
-    /// Prefill, then argmax decoding.
+    /// Prefill, then argmax decoding; `on_token` sees each token before the
+    /// next forward pass.
     fn decode(
         &mut self,
         prompt: &[u32],
         max_tokens: usize,
+        mut on_token: impl FnMut(&TokenStep) -> ControlFlow<()>,
     ) -> Result<(Vec<u32>, StopReason), InferError> {
         let mut out = Vec::with_capacity(max_tokens);
+        let mut text = TextStream::new(&self.tokenizer);
         let input = Tensor::new(prompt, &self.device)
             .and_then(|t| t.unsqueeze(0))
             .map_err(InferError::candle("prompt tensor"))?;
@@ -210,12 +261,28 @@ impl Generator {
         let mut next = argmax(&logits, 0)?;
         let mut pos = prompt.len();
         loop {
+            let index = out.len();
             out.push(next);
-            if self.tokenizer.stop_ids.binary_search(&next).is_ok() {
-                return Ok((out, StopReason::Eos));
+            let stop = if self.tokenizer.stop_ids.binary_search(&next).is_ok() {
+                // The stop token is not part of the text (see `generate`).
+                Some(StopReason::Eos)
+            } else {
+                text.push(next);
+                (out.len() >= max_tokens).then_some(StopReason::MaxTokens)
+            };
+            let step = TokenStep {
+                index,
+                id: next,
+                text: match stop {
+                    Some(_) => text.finish()?,
+                    None => text.stable()?,
+                },
+            };
+            if on_token(&step).is_break() {
+                return Err(InferError::Cancelled { after: out.len() });
             }
-            if out.len() >= max_tokens {
-                return Ok((out, StopReason::MaxTokens));
+            if let Some(reason) = stop {
+                return Ok((out, reason));
             }
             let input = Tensor::new(&[next], &self.device)
                 .and_then(|t| t.unsqueeze(0))
@@ -227,6 +294,68 @@ impl Generator {
             next = argmax(&logits, out.len())?;
             pos += 1;
         }
+    }
+}
+
+/// Turns generated token ids into text one token at a time.
+///
+/// It decodes a window of ids (those since the last point where the text was
+/// complete), emits what the window's text adds beyond what was already
+/// emitted, and holds back trailing U+FFFD: that is what the lossy UTF-8
+/// decoding gives for the bytes of a character the next token may complete.
+/// When a window's text has no such tail it is complete and the window
+/// restarts, so each token costs a decode of a few ids, not of the whole
+/// output.
+struct TextStream<'t> {
+    tokenizer: &'t GgufTokenizer,
+    window: Vec<u32>,
+    /// The part of the window's text already emitted.
+    emitted: String,
+}
+
+impl<'t> TextStream<'t> {
+    fn new(tokenizer: &'t GgufTokenizer) -> Self {
+        Self {
+            tokenizer,
+            window: Vec::new(),
+            emitted: String::new(),
+        }
+    }
+
+    fn push(&mut self, id: u32) {
+        self.window.push(id);
+    }
+
+    /// The new text that no later token can change.
+    fn stable(&mut self) -> Result<String, InferError> {
+        let full = self.tokenizer.decode(&self.window)?;
+        let stable = full.trim_end_matches(char::REPLACEMENT_CHARACTER);
+        let new = self.delta(stable)?;
+        if stable.len() == full.len() {
+            self.window.clear();
+            self.emitted.clear();
+        } else {
+            stable.clone_into(&mut self.emitted);
+        }
+        Ok(new)
+    }
+
+    /// All the text not emitted yet, held-back bytes included: the end.
+    fn finish(&mut self) -> Result<String, InferError> {
+        let full = self.tokenizer.decode(&self.window)?;
+        let new = self.delta(&full)?;
+        self.window.clear();
+        self.emitted.clear();
+        Ok(new)
+    }
+
+    fn delta(&self, text: &str) -> Result<String, InferError> {
+        text.strip_prefix(self.emitted.as_str())
+            .map(str::to_owned)
+            .ok_or(InferError::StreamText {
+                streamed: self.emitted.len(),
+                decoded: text.len(),
+            })
     }
 }
 
@@ -308,6 +437,52 @@ pub(crate) fn default_device() -> Result<Device, InferError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tiny_tokenizer() -> GgufTokenizer {
+        let bytes = crate::infer::tiny::tiny_llama_gguf(1).unwrap();
+        let content = gguf_file::Content::read(&mut Cursor::new(bytes)).unwrap();
+        GgufTokenizer::from_gguf(&content).unwrap()
+    }
+
+    #[test]
+    fn text_stream_holds_back_characters_split_over_tokens() {
+        let tok = tiny_tokenizer();
+        // The tiny vocabulary has no merges for these: one token per byte.
+        let text = "aé漢🤖b";
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(ids.len(), text.len(), "{ids:?}");
+        let mut stream = TextStream::new(&tok);
+        let mut steps = Vec::new();
+        for &id in &ids {
+            stream.push(id);
+            steps.push(stream.stable().unwrap());
+        }
+        assert_eq!(
+            steps,
+            ["a", "", "é", "", "", "漢", "", "", "", "🤖", "b"],
+            "each character comes out whole, with the token that completes it"
+        );
+        assert_eq!(stream.finish().unwrap(), "");
+        assert_eq!(steps.concat(), tok.decode(&ids).unwrap());
+    }
+
+    #[test]
+    fn text_stream_flushes_an_incomplete_tail_at_the_end() {
+        let tok = tiny_tokenizer();
+        let ids = tok.encode("x漢").unwrap();
+        // "x" then the first two of the three bytes of 漢: the end comes
+        // before the character is complete.
+        let cut = &ids[..3];
+        let mut stream = TextStream::new(&tok);
+        stream.push(cut[0]);
+        assert_eq!(stream.stable().unwrap(), "x");
+        stream.push(cut[1]);
+        assert_eq!(stream.stable().unwrap(), "");
+        stream.push(cut[2]);
+        let last = stream.finish().unwrap();
+        assert_eq!(last, "\u{FFFD}");
+        assert_eq!(format!("x{last}"), tok.decode(cut).unwrap());
+    }
 
     #[test]
     fn argmax_takes_the_lowest_index_on_ties_and_refuses_nan() {

@@ -827,3 +827,62 @@ async fn receipts_verify_offline_back_to_the_evidence_and_the_ear() {
         "{denials:?}"
     );
 }
+
+/// An attested agent streams over gRPC on loopback: the streamed receipt
+/// allows and names the EAR like a unary one, and `guest-agent client
+/// session` writes the appraised bundle and the EAR for the offline check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attested_stream_receipts_name_the_ear_and_the_client_fetches_it() {
+    use guest_agent::client::AgentClient;
+    use guest_agent::service::AgentService;
+    use proto::v1::guest_agent_server::GuestAgentServer;
+
+    let model = tiny_model();
+    let commitment = model.loaded.commitment.to_string();
+    let b = broker("development", Some(&commitment)).await;
+    let (agent, a) = attested_agent(&b, &model, OnNotAffirming::Refuse).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(GuestAgentServer::new(AgentService::new(Arc::clone(&agent))))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    let mut client = AgentClient::connect(&url).await.unwrap();
+    let mut chunks = 0;
+    let out = client
+        .generate_stream("the sea", 5, |_| chunks += 1)
+        .await
+        .unwrap();
+    assert_eq!(chunks, out.token_ids.len());
+    assert_eq!(out.claims.policy_decision.status, DecisionStatus::Allow);
+    assert_eq!(out.claims.session.ear_digest, Some(a.ear.digest));
+    assert_eq!(out.claims.session.evidence_digest.0, a.bundle.digest());
+    let unary = agent.generate("", "the sea", 5).unwrap();
+    assert_eq!(unary.output.text, out.text);
+    assert_eq!(unary.receipt.claims.session, out.claims.session);
+
+    let session = client.session().await.unwrap();
+    assert_eq!(session.ear.as_deref(), Some(a.ear.token.as_str()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, ear) = (dir.path().join("bundle.json"), dir.path().join("ear.jwt"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_guest-agent"));
+    cmd.args(["client", "session", "--server", &url, "--bundle-out"])
+        .arg(&bundle)
+        .arg("--ear-out")
+        .arg(&ear);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&ear).unwrap(), a.ear.token);
+    let written =
+        attestor::evidence::EvidenceBundle::from_json(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert_eq!(written.digest(), a.bundle.digest());
+}

@@ -9,3 +9,4 @@ mod kbs;
 mod model;
 mod sealed;
 mod service;
+mod stream;
