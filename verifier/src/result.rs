@@ -11,13 +11,15 @@
 //! (`ear_veraison_key_attestation.akpub`, DER SPKI) in the `cpu` submodule.
 //!
 //! Claim names and shapes are those of the `ear` crate 0.6.0 (draft-04
-//! profile, pinned in [`EAR_PROFILE`]). The crate itself is not a dependency,
-//! not even for tests: every feature set of ear 0.6.0 builds OpenSSL (its `cmw`
-//! dependency has a build-dependency on reqwest with default features), it
-//! signs through `jsonwebtoken`'s aws-lc backend, and it checks `exp` against
-//! the system clock while this verifier takes time as an argument. We sign and
-//! verify with the pure-Rust `p384` crate; the JWS is plain RFC 7515 compact
-//! ES384, and a test verifies it with `jsonwebtoken` (a stock JOSE library).
+//! profile, pinned in [`EAR_PROFILE`]), and a test parses our payload with
+//! that crate (pinned `=0.6.0`, a dev-dependency without its `jwt`/`cose`
+//! features; its `cmw` dependency is vendored without the build script whose
+//! reqwest build-dependency would build OpenSSL). We do not sign or verify
+//! through it: its `jwt` feature signs with `jsonwebtoken`'s aws-lc backend
+//! and checks `exp` against the system clock, while this verifier takes time
+//! as an argument. We sign and verify with the pure-Rust `p384` crate; the JWS
+//! is plain RFC 7515 compact ES384, and a test verifies it with
+//! `jsonwebtoken` (a stock JOSE library).
 //!
 //! This module never evaluates policy and never reads the clock.
 

@@ -399,9 +399,7 @@ fn ear_round_trip_parses_with_ear_and_verifies_with_jose() {
     assert_eq!(claims.attestor_receipt_key.as_ref(), Some(&receipt_jwk));
     assert!(claims.submods["cpu"].ear_veraison_key_attestation.is_some());
 
-    // 2. The payload has the EAR draft-04 shape. (The `ear` crate itself cannot
-    //    be a dependency: every feature set of ear 0.6.0 builds OpenSSL through
-    //    `cmw`'s build-dependency on reqwest; see the policy module docs.)
+    // 2. The payload has the EAR draft-04 shape.
     let payload = URL_SAFE_NO_PAD
         .decode(token.split('.').nth(1).unwrap())
         .unwrap();
@@ -424,6 +422,36 @@ fn ear_round_trip_parses_with_ear_and_verifies_with_jose() {
         2
     );
     assert!(parsed["eat_nonce"].is_string());
+
+    // 2b. The EAR reference implementation (the `ear` crate, pinned 0.6.0,
+    //     draft-04 profile) parses the same payload and finds it valid.
+    let reference: ear::Ear = serde_json::from_slice(&payload).unwrap();
+    reference.validate().unwrap();
+    assert_eq!(reference.profile, ear::EAR_PROFILE);
+    assert_eq!(reference.profile, EAR_PROFILE);
+    assert_eq!(reference.iat, now.0);
+    assert_eq!(reference.exp, Some(now.0 + 300));
+    assert_eq!(reference.vid.developer, verifier_id().developer);
+    assert_eq!(reference.status, Some(ear::TrustTier::Affirming));
+    let names: Vec<&String> = reference.submods.keys().collect();
+    assert_eq!(names, ["cpu", "gpu0", "model"]);
+    assert_eq!(
+        reference.submods["cpu"].status,
+        ear::TrustTier::Affirming,
+        "{:?}",
+        reference.submods["cpu"]
+    );
+    assert!(reference.submods["cpu"].key_attestation.is_some());
+    // A contraindicated overall status over affirming submodules is the
+    // reference's own consistency rule: our result must not contradict it.
+    let mut worse: Value = parsed.clone();
+    worse["submods"]["cpu"]["ear_status"] = "contraindicated".into();
+    let refused = serde_json::from_slice::<ear::Ear>(&serde_json::to_vec(&worse).unwrap())
+        .expect_err("ear_status affirming above a contraindicated submodule");
+    assert!(
+        refused.to_string().contains("more trustworthy"),
+        "{refused}"
+    );
 
     // 3. A stock JOSE library verifies the signature with the verifier's public key.
     let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
