@@ -44,6 +44,15 @@ impl Appraiser for BindingOnlyTestAppraiser {
         if ev["refuse"] == true {
             return Err(vec![Denial::new(DenialCode::DebugEnabled, "debug on")]);
         }
+        if let Some(code) = ev["deny_code"].as_str() {
+            let code = DenialCode::from_str_code(code).ok_or_else(|| bad("deny_code"))?;
+            return Err(vec![Denial::value(
+                code,
+                "refused as asked",
+                "deny_code",
+                code.as_str(),
+            )]);
+        }
         let want = report_data(nonce, &key);
         if ev["report_data"].as_str() != Some(want.as_str()) {
             return Err(vec![Denial::new(DenialCode::ReportDataMismatch, "binding")]);
@@ -66,10 +75,21 @@ fn report_data(nonce: &str, key: &Value) -> String {
     hex::encode(Sha384::digest(jcs.as_bytes()))
 }
 
-/// Denies any tag named `forbidden`.
+/// Denies any tag named `forbidden`, and a tag `deny-<code>` with that code.
 struct TagPolicy;
 impl ResourcePolicy for TagPolicy {
     fn decide(&self, r: &ResourceRequest<'_>) -> Result<String, Vec<Denial>> {
+        if let Some(code) = r.path[2]
+            .strip_prefix("deny-")
+            .and_then(DenialCode::from_str_code)
+        {
+            return Err(vec![Denial::value(
+                code,
+                "refused as asked",
+                "tag",
+                r.path[2],
+            )]);
+        }
         if r.path[2] == "forbidden" {
             Err(vec![Denial::value(
                 DenialCode::PolicyRejected,
@@ -701,4 +721,99 @@ async fn loopback_listener_full_flow() {
     .unwrap();
     assert_eq!(jwe::decrypt(&plain, &key).unwrap(), b"model-key-bytes");
     server.abort();
+}
+
+/// Every denial code, raised by the appraisal and by the resource policy in
+/// turn: a 401 naming it, no ciphertext or token anywhere, the secret never
+/// released afterwards on that session, and a deny entry with the code logged.
+#[tokio::test]
+async fn every_denial_code_withholds_the_secret_and_is_logged() {
+    let log = Arc::new(MemLog::default());
+    let store = SqliteResourceStore::in_memory().unwrap();
+    for code in DenialCode::ALL {
+        let tag = format!("deny-{}", code.as_str());
+        store
+            .put("default", ["repo", "key", tag.as_str()], b"model-key-bytes")
+            .unwrap();
+    }
+    let broker = Broker::new(
+        BrokerConfig::default(),
+        BrokerParts {
+            appraiser: Arc::new(BindingOnlyTestAppraiser),
+            policy: Arc::new(TagPolicy),
+            store: Arc::new(store),
+            log: log.clone(),
+            clock: Arc::new(TestClock(AtomicI64::new(1_800_000_000))),
+        },
+    );
+    let app = router(Arc::new(broker));
+    let key = TeeSecretKey::generate(Curve::P384);
+    let no_secret = |r: &Resp| {
+        let text = r.body.to_string();
+        assert!(
+            !text.contains("ciphertext") && !text.contains("model-key"),
+            "{text}"
+        );
+    };
+    for &code in DenialCode::ALL {
+        let tag = format!("deny-{}", code.as_str());
+        let uri = format!("/kbs/v0/resource/repo/key/{tag}");
+        // Refused by the appraisal: no token, and the session releases nothing.
+        let (cookie, nonce) = auth(&app, None).await;
+        let r = attest(
+            &app,
+            &cookie,
+            attestation(
+                &nonce,
+                &key.public_jwk(),
+                json!({"deny_code": code.as_str()}),
+            ),
+        )
+        .await;
+        assert_refused(&r, code);
+        no_secret(&r);
+        let r = send(&app, "GET", &uri, Some(&cookie), None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{code}: {}", r.body);
+        no_secret(&r);
+        // Refused by the resource policy after a good attestation.
+        let (cookie, nonce) = auth(&app, None).await;
+        let r = attest(
+            &app,
+            &cookie,
+            attestation(&nonce, &key.public_jwk(), json!({})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = send(&app, "GET", &uri, Some(&cookie), None).await;
+        assert_refused(&r, code);
+        no_secret(&r);
+
+        let entries = log.0.lock().unwrap();
+        let denied_with = |kind: EntryKind| {
+            entries.iter().any(|e| {
+                e.kind == kind
+                    && e.decision == Decision::Deny
+                    && e.reasons.iter().any(|x| x.code == code.as_str())
+            })
+        };
+        assert!(
+            denied_with(EntryKind::Appraisal),
+            "{code}: no appraisal deny logged"
+        );
+        assert!(
+            denied_with(EntryKind::Resource),
+            "{code}: no resource deny logged"
+        );
+    }
+    // Nothing was ever released.
+    let entries = log.0.lock().unwrap();
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.kind == EntryKind::Resource && e.decision == Decision::Allow)
+    );
+    assert!(
+        DenialCode::ALL.len() > 40,
+        "the list of codes is the pinned one"
+    );
 }
