@@ -117,6 +117,27 @@ pub struct Attested {
     pub claims_json: Value,
 }
 
+/// Why an appraisal refused: every reason, and, when the evidence was judged
+/// (a policy said no), the result that says so, so the audit entry of a
+/// denial names the EAR, the TEE key and the policies as an allow does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppraisalRefused {
+    /// Every reason (never empty when built by the pipeline).
+    pub denials: Vec<Denial>,
+    /// The non-affirming result, when one was issued (boxed: refusals are
+    /// passed by value and mostly carry none).
+    pub result: Option<Box<Attested>>,
+}
+
+impl From<Vec<Denial>> for AppraisalRefused {
+    fn from(denials: Vec<Denial>) -> Self {
+        Self {
+            denials,
+            result: None,
+        }
+    }
+}
+
 /// Appraises a KBS attestation body. Implementations check the evidence and
 /// that `nonce` and the TEE key are bound into it (JCS + SHA-384, see
 /// shared/specs/kbs-protocol.md §2).
@@ -128,7 +149,7 @@ pub trait Appraiser: Send + Sync {
         attestation_json: &[u8],
         nonce: &str,
         now: UnixTime,
-    ) -> Result<Attested, Vec<Denial>>;
+    ) -> Result<Attested, AppraisalRefused>;
 }
 
 /// One resource request, as the policy sees it.
@@ -265,6 +286,9 @@ struct Refusal {
     variant: &'static str,
     title: &'static str,
     denials: Vec<Denial>,
+    /// The non-affirming result behind an appraisal refusal, for the audit
+    /// entry only: it is never sent to the client.
+    judged: Option<Box<Attested>>,
 }
 
 impl Refusal {
@@ -273,6 +297,7 @@ impl Refusal {
             variant,
             title,
             denials,
+            judged: None,
         }
     }
     fn one(variant: &'static str, title: &'static str, denial: Denial) -> Self {
@@ -600,6 +625,12 @@ impl Broker {
         );
         entry.evidence_digest = Some(sha256_label(body));
         entry.reasons = r.denials.iter().map(to_reason).collect();
+        if let Some(judged) = &r.judged {
+            entry.tee_key_thumbprint = jwk_thumbprint(&judged.tee_pubkey_jwk);
+            entry.ear_digest = Some(sha256_label(judged.ear_token.as_bytes()));
+            entry.ear_status = overall_status(&judged.claims_json);
+            entry.policy_id = ear_policy_ids(&judged.claims_json);
+        }
         match self.parts.log.record_indexed(&entry, Some(body)) {
             Ok(index) => index,
             Err(_) => self.log_deny(request_id, EntryKind::Appraisal, None, r),
@@ -670,13 +701,15 @@ impl Broker {
             .parts
             .appraiser
             .appraise(tee, body, &nonce, now)
-            .map_err(|d| {
-                let d = if d.is_empty() {
+            .map_err(|refused| {
+                let d = if refused.denials.is_empty() {
                     vec![broker_error("appraiser refused without a reason")]
                 } else {
-                    d
+                    refused.denials
                 };
-                Refusal::new("AttestationFailed", "evidence refused", d)
+                let mut r = Refusal::new("AttestationFailed", "evidence refused", d);
+                r.judged = refused.result;
+                r
             })?;
         // The key secrets go to must be the key the client sent and the
         // appraiser found bound, and one we can encrypt to.

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha384};
 use tower::ServiceExt as _;
 use verifier::audit::{AuditEntry, AuditLog, Decision, EntryKind};
 use verifier::broker::{
-    Appraiser, Attested, Broker, BrokerConfig, BrokerParts, Clock, DecisionLog, LogError,
-    PolicySetAdapter, ResourcePolicy, ResourceRequest, SqliteResourceStore, Tee, router,
+    AppraisalRefused, Appraiser, Attested, Broker, BrokerConfig, BrokerParts, Clock, DecisionLog,
+    LogError, PolicySetAdapter, ResourcePolicy, ResourceRequest, SqliteResourceStore, Tee, router,
 };
 use verifier::denial::{Denial, DenialCode};
 use verifier::jwe::{self, Curve, FlattenedJwe, TeeSecretKey};
@@ -33,7 +33,7 @@ impl Appraiser for BindingOnlyTestAppraiser {
         body: &[u8],
         nonce: &str,
         _now: UnixTime,
-    ) -> Result<Attested, Vec<Denial>> {
+    ) -> Result<Attested, AppraisalRefused> {
         let bad = |m: &str| vec![Denial::new(DenialCode::EvidenceMalformed, m)];
         let v: Value = serde_json::from_slice(body).map_err(|_| bad("json"))?;
         let key = v["runtime-data"]["tee-pubkey"].clone();
@@ -42,7 +42,7 @@ impl Appraiser for BindingOnlyTestAppraiser {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         if ev["refuse"] == true {
-            return Err(vec![Denial::new(DenialCode::DebugEnabled, "debug on")]);
+            return Err(vec![Denial::new(DenialCode::DebugEnabled, "debug on")].into());
         }
         if let Some(code) = ev["deny_code"].as_str() {
             let code = DenialCode::from_str_code(code).ok_or_else(|| bad("deny_code"))?;
@@ -51,11 +51,12 @@ impl Appraiser for BindingOnlyTestAppraiser {
                 "refused as asked",
                 "deny_code",
                 code.as_str(),
-            )]);
+            )]
+            .into());
         }
         let want = report_data(nonce, &key);
         if ev["report_data"].as_str() != Some(want.as_str()) {
-            return Err(vec![Denial::new(DenialCode::ReportDataMismatch, "binding")]);
+            return Err(vec![Denial::new(DenialCode::ReportDataMismatch, "binding")].into());
         }
         let mut claims = json!({"submods": {"cpu0": {"ear.status": "affirming"}}});
         if let Some(t) = ev.get("tenant") {

@@ -13,6 +13,7 @@ use attestor::simulate::{EnvironmentSpec, environment};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use verifier::appraise::bundle::BundleCollateral;
+use verifier::audit::{AuditEntry, Decision, EntryKind};
 use verifier::broker::SqliteResourceStore;
 use verifier::jwe::{self, Curve, FlattenedJwe, TeeSecretKey};
 use verifier::trust::TrustRoots;
@@ -57,7 +58,9 @@ pub(crate) fn attest_body(nonce: &str, key: &TeeSecretKey) -> Value {
     json!({"runtime-data": v["runtime-data"], "tee-evidence": v["tee-evidence"]})
 }
 
-async fn run(set: &str, curve: Curve) -> (StatusCode, Value, TeeSecretKey) {
+/// The answer to the attest (when refused) or to the resource request, the
+/// TEE key, and the audit log's last entry.
+async fn run(set: &str, curve: Curve) -> (StatusCode, Value, TeeSecretKey, AuditEntry) {
     let dir = tempfile::tempdir().unwrap();
     let roots = TrustRoots::danger_simulated(&SimSeed::DEFAULT).unwrap();
     let broker = verifier::serve::build(dir.path(), &policies(), set, roots, collateral()).unwrap();
@@ -80,8 +83,13 @@ async fn run(set: &str, curve: Curve) -> (StatusCode, Value, TeeSecretKey) {
         Some(attest_body(&nonce, &key)),
     )
     .await;
+    let last_entry = |dir: &std::path::Path| {
+        let log = verifier::audit::AuditLog::open_existing(&dir.join("audit")).unwrap();
+        log.verify_all().unwrap();
+        log.entry(log.size().unwrap() - 1).unwrap().unwrap()
+    };
     if r.status != StatusCode::OK {
-        return (r.status, r.body, key);
+        return (r.status, r.body, key, last_entry(dir.path()));
     }
     assert!(r.body["token"].is_string());
     let r = send(
@@ -96,13 +104,15 @@ async fn run(set: &str, curve: Curve) -> (StatusCode, Value, TeeSecretKey) {
     let log = verifier::audit::AuditLog::open_existing(&dir.path().join("audit")).unwrap();
     assert!(log.size().unwrap() >= 3);
     log.verify_all().unwrap();
-    (r.status, r.body, key)
+    (r.status, r.body, key, last_entry(dir.path()))
 }
 
 #[tokio::test]
 async fn development_policy_releases_the_model_key_to_the_tee_key() {
     for curve in [Curve::P256, Curve::P384] {
-        let (status, body, key) = run("development", curve).await;
+        let (status, body, key, entry) = run("development", curve).await;
+        assert_eq!(entry.kind, EntryKind::Resource);
+        assert_eq!(entry.decision, Decision::Allow);
         assert_eq!(status, StatusCode::OK, "{body:#}");
         let jwe: FlattenedJwe = serde_json::from_value(body).unwrap();
         assert_eq!(jwe::decrypt(&jwe, &key).unwrap(), b"the-model-key");
@@ -111,7 +121,7 @@ async fn development_policy_releases_the_model_key_to_the_tee_key() {
 
 #[tokio::test]
 async fn production_policy_refuses_simulated_evidence_and_releases_nothing() {
-    let (status, body, _) = run("production", Curve::P256).await;
+    let (status, body, key, entry) = run("production", Curve::P256).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body:#}");
     let codes: Vec<&str> = body["denials"]
         .as_array()
@@ -121,4 +131,24 @@ async fn production_policy_refuses_simulated_evidence_and_releases_nothing() {
         .collect();
     assert!(codes.contains(&"simulation_not_allowed"), "{codes:?}");
     assert!(body.get("ciphertext").is_none());
+    assert!(body.get("token").is_none(), "a refused client gets no EAR");
+    // The reviewer's entry for the denial names what an allow names: the
+    // evidence, the TEE key, the (non-affirming) EAR and the deciding policies.
+    assert_eq!(entry.kind, EntryKind::Appraisal);
+    assert_eq!(entry.decision, Decision::Deny);
+    assert!(entry.evidence_digest.is_some());
+    assert_eq!(
+        entry.tee_key_thumbprint,
+        verifier::broker::jwk_thumbprint(&key.public_jwk())
+    );
+    assert!(entry.ear_digest.is_some());
+    assert_eq!(entry.ear_status.as_deref(), Some("contraindicated"));
+    let policy = entry.policy_id.unwrap();
+    assert!(policy.starts_with("production/cpu@sha256:"), "{policy}");
+    assert!(
+        entry
+            .reasons
+            .iter()
+            .any(|r| r.code == "simulation_not_allowed")
+    );
 }

@@ -190,7 +190,7 @@ impl verifier::broker::Appraiser for CountingTestAppraiser {
         _body: &[u8],
         _nonce: &str,
         _now: verifier::time::UnixTime,
-    ) -> Result<verifier::broker::Attested, Vec<verifier::denial::Denial>> {
+    ) -> Result<verifier::broker::Attested, verifier::broker::AppraisalRefused> {
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.running.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(now, SeqCst);
@@ -199,7 +199,8 @@ impl verifier::broker::Appraiser for CountingTestAppraiser {
         Err(vec![verifier::denial::Denial::new(
             verifier::denial::DenialCode::DebugEnabled,
             "test refusal",
-        )])
+        )]
+        .into())
     }
 }
 
