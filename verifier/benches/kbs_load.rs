@@ -37,14 +37,7 @@ fn env_or(name: &str, default: usize) -> usize {
 async fn serve_dev(data: &Path) -> String {
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let roots = TrustRoots::danger_simulated(&SimSeed::DEFAULT).unwrap();
-    let collateral = BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    };
+    let collateral = BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap();
     let broker = verifier::serve::build(data, &policies, "development", roots, collateral).unwrap();
     SqliteResourceStore::open(&data.join("resources.sqlite3"))
         .unwrap()

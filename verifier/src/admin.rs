@@ -51,7 +51,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audit::{AuditEntry, Decision, EntryKind, Reason};
 use crate::broker::{Clock, DecisionLog, ERROR_TYPE_PREFIX, SqliteResourceStore};
-use crate::denial::{Denial, DenialCode, Detail};
+use crate::denial::{Denial, DenialCode};
 use crate::policy::{
     ATTESTATION_POLICIES, LivePolicySet, PolicySet, RESOURCE_POLICY, policy_path, reference_path,
 };
@@ -306,7 +306,7 @@ impl Admin {
             Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
             Err(r) => {
                 entry.decision = Decision::Deny;
-                entry.reasons = vec![reason(&r.denial)];
+                entry.reasons = vec![Reason::from(&*r.denial)];
                 // A refusal is answered as one whether or not it could be logged.
                 let _ = self.parts.log.record(&entry, None);
                 r.into_response()
@@ -471,32 +471,6 @@ impl Admin {
 
     fn policy_dir(&self) -> PathBuf {
         self.parts.data.join(POLICY_DIR)
-    }
-}
-
-fn reason(d: &Denial) -> Reason {
-    let (field, expected, found) = match &d.detail {
-        Detail::Mismatch {
-            field,
-            expected,
-            found,
-        } => (
-            Some(field.clone()),
-            Some(expected.clone()),
-            Some(found.clone()),
-        ),
-        Detail::Value { field, value } => (Some(field.clone()), None, Some(value.clone())),
-        Detail::Validity { subject, .. } => {
-            (Some(subject.clone()), None, Some(d.detail.to_string()))
-        }
-        Detail::None => (None, None, None),
-    };
-    Reason {
-        code: d.code.as_str().to_owned(),
-        message: d.message.clone(),
-        field,
-        expected,
-        found,
     }
 }
 

@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEntry, Decision, EntryKind, Reason};
-use crate::denial::{Denial, DenialCode, Detail};
+use crate::denial::{Denial, DenialCode};
 use crate::time::UnixTime;
 
 pub use adapters::PolicySetAdapter;
@@ -378,32 +378,6 @@ pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(canonical)))
 }
 
-fn to_reason(d: &Denial) -> Reason {
-    let (field, expected, found) = match &d.detail {
-        Detail::Mismatch {
-            field,
-            expected,
-            found,
-        } => (
-            Some(field.clone()),
-            Some(expected.clone()),
-            Some(found.clone()),
-        ),
-        Detail::Value { field, value } => (Some(field.clone()), None, Some(value.clone())),
-        Detail::Validity { subject, .. } => {
-            (Some(subject.clone()), None, Some(d.detail.to_string()))
-        }
-        Detail::None => (None, None, None),
-    };
-    Reason {
-        code: d.code.as_str().to_owned(),
-        message: d.message.clone(),
-        field,
-        expected,
-        found,
-    }
-}
-
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -474,7 +448,7 @@ impl Broker {
     ) -> Option<u64> {
         let mut entry = AuditEntry::new(self.parts.clock.now(), request_id, kind, Decision::Deny);
         entry.resource = resource;
-        entry.reasons = r.denials.iter().map(to_reason).collect();
+        entry.reasons = r.denials.iter().map(Reason::from).collect();
         // A deny is answered as a deny whether or not it could be logged.
         self.parts.log.record_indexed(&entry, None).ok().flatten()
     }
@@ -624,7 +598,7 @@ impl Broker {
             Decision::Deny,
         );
         entry.evidence_digest = Some(sha256_label(body));
-        entry.reasons = r.denials.iter().map(to_reason).collect();
+        entry.reasons = r.denials.iter().map(Reason::from).collect();
         if let Some(judged) = &r.judged {
             entry.tee_key_thumbprint = jwk_thumbprint(&judged.tee_pubkey_jwk);
             entry.ear_digest = Some(sha256_label(judged.ear_token.as_bytes()));

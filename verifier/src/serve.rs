@@ -244,10 +244,9 @@ pub fn build_service(opts: &ServeOptions) -> anyhow::Result<Service> {
         }
         // The simulator's GPU comes with the simulator's reference manifests.
         collateral.gpu_rims.extend(
-            attestor::simulate::gpu_rims(&attestor::sim::SimSeed::DEFAULT)
+            BundleCollateral::danger_simulated(&attestor::sim::SimSeed::DEFAULT)
                 .context("simulated RIMs")?
-                .into_iter()
-                .map(String::into_bytes),
+                .gpu_rims,
         );
         TrustRoots::danger_simulated(&attestor::sim::SimSeed::DEFAULT).context("simulated roots")?
     } else {

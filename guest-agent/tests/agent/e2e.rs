@@ -148,14 +148,7 @@ fn reviewer(data: &Path, policies: &Path) -> Verifier {
 }
 
 fn simulated_rims() -> BundleCollateral {
-    BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    }
+    BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap()
 }
 
 fn receipt_claims(jws: &str) -> serde_json::Value {

@@ -97,14 +97,7 @@ async fn broker(set: &str, model: Option<&str>) -> Broker {
 async fn broker_with(set: &str, model: Option<&str>, secret: &[u8]) -> Broker {
     let policies = policies(model);
     let data = tempfile::tempdir().unwrap();
-    let collateral = BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    };
+    let collateral = BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap();
     let roots = TrustRoots::danger_simulated(&SimSeed::DEFAULT).unwrap();
     let broker =
         verifier::serve::build(data.path(), policies.path(), set, roots, collateral).unwrap();
@@ -783,14 +776,7 @@ async fn receipts_verify_offline_back_to_the_evidence_and_the_ear() {
         300,
     )
     .with_ear_key(ear_key);
-    let collateral = BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    };
+    let collateral = BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap();
     let now = verifier::time::UnixTime::now();
     let bundle = agent.bundle();
     let v = reviewer

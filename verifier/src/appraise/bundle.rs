@@ -68,6 +68,24 @@ pub struct BundleCollateral {
     pub gpu_ocsp: Vec<Vec<u8>>,
 }
 
+impl BundleCollateral {
+    /// The simulator's signed reference manifests for its GPUs and nothing
+    /// else: what `verifier serve --dev` appraises simulated GPUs against.
+    /// They verify only under the simulator's RIM root, so they are useless
+    /// to a verifier that trusts the vendors' roots.
+    pub fn danger_simulated(
+        seed: &attestor::sim::SimSeed,
+    ) -> Result<Self, attestor::sim::SimError> {
+        Ok(Self {
+            gpu_rims: attestor::simulate::gpu_rims(seed)?
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+            ..Self::default()
+        })
+    }
+}
+
 /// The CPU TEE's appraised claims.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "tee", content = "claims", rename_all = "lowercase")]

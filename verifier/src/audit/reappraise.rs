@@ -117,9 +117,8 @@ pub fn run_reappraise(args: &ReappraiseArgs, out: &mut dyn Write) -> anyhow::Res
     let mut collateral = crate::serve::offline_collateral(&args.data.join("collateral"))?;
     if args.danger_simulated_roots {
         collateral.gpu_rims.extend(
-            attestor::simulate::gpu_rims(&SimSeed::DEFAULT)?
-                .into_iter()
-                .map(String::into_bytes),
+            crate::appraise::bundle::BundleCollateral::danger_simulated(&SimSeed::DEFAULT)?
+                .gpu_rims,
         );
     }
     for rim in &args.rims {

@@ -522,13 +522,11 @@ async fn the_ear_key_persists_across_builds() {
     let dir = tempfile::tempdir().unwrap();
     let roots =
         || verifier::trust::TrustRoots::danger_simulated(&attestor::sim::SimSeed::DEFAULT).unwrap();
-    let collateral = || verifier::appraise::bundle::BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&attestor::sim::SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..Default::default()
+    let collateral = || {
+        verifier::appraise::bundle::BundleCollateral::danger_simulated(
+            &attestor::sim::SimSeed::DEFAULT,
+        )
+        .unwrap()
     };
     let first = verifier::serve::build(
         dir.path(),

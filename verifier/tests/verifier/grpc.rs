@@ -38,14 +38,7 @@ fn policies() -> PathBuf {
 }
 
 fn collateral() -> BundleCollateral {
-    BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    }
+    BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap()
 }
 
 fn now_unix() -> u64 {

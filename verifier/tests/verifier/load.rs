@@ -23,14 +23,7 @@ const SECRET: &[u8] = b"the-model-key: load test";
 async fn serve_dev(data: &std::path::Path) -> String {
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let roots = TrustRoots::danger_simulated(&SimSeed::DEFAULT).unwrap();
-    let collateral = BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    };
+    let collateral = BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap();
     // A whole burst queues for the appraisal permits: on 2 cores shared
     // with the rest of the suite the last of 200 waits longer than the
     // default 30 s, which would be load shedding, not the failure under test.

@@ -101,14 +101,7 @@ fn bundle() -> &'static EvidenceBundle {
 
 /// Simulated driver and VBIOS RIMs from the simulator's golden values.
 fn collateral() -> BundleCollateral {
-    BundleCollateral {
-        gpu_rims: attestor::simulate::gpu_rims(&SimSeed::DEFAULT)
-            .unwrap()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect(),
-        ..BundleCollateral::default()
-    }
+    BundleCollateral::danger_simulated(&SimSeed::DEFAULT).unwrap()
 }
 
 fn policies_dir() -> PathBuf {

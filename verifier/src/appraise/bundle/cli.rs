@@ -102,11 +102,7 @@ fn collateral(args: &ReceiptVerifyArgs) -> anyhow::Result<BundleCollateral> {
     if args.danger_simulated_roots {
         // The simulator's GPUs come with the simulator's reference manifests,
         // as `verifier serve --dev` and `audit reappraise` use them.
-        gpu_rims.extend(
-            attestor::simulate::gpu_rims(&SimSeed::DEFAULT)?
-                .into_iter()
-                .map(String::into_bytes),
-        );
+        gpu_rims.extend(BundleCollateral::danger_simulated(&SimSeed::DEFAULT)?.gpu_rims);
     }
     Ok(BundleCollateral {
         tdx,
