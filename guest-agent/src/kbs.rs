@@ -498,8 +498,11 @@ pub async fn start_attested_agent(
     let mut attester = KbsAttester::new(KbsClient::new(&config.url)?, ear_key, source, commitment);
     let attestation = attester.attest(&session).await?;
     eprintln!(
-        "guest-agent: attested to {}: EAR {:?} (roots {}), valid until {} (Unix time)",
-        config.url, attestation.ear.status, attestation.ear.roots, attestation.ear.exp
+        "guest-agent: attested to {}: EAR {:?} (roots {}), valid until {}",
+        config.url,
+        attestation.ear.status,
+        attestation.ear.roots,
+        rfc3339(attestation.ear.exp)
     );
     let secret = match &key_path {
         Some(path) => {
@@ -576,7 +579,8 @@ pub async fn keep_attested(
                 let (status, exp) = (attestation.ear.status, attestation.ear.exp);
                 match agent.set_attestation(attestation) {
                     Ok(()) => eprintln!(
-                        "guest-agent: re-attested: EAR {status:?}, valid until {exp} (Unix time)"
+                        "guest-agent: re-attested: EAR {status:?}, valid until {}",
+                        rfc3339(exp)
                     ),
                     Err(e) => eprintln!("guest-agent: re-attestation refused: {e}"),
                 }
@@ -594,6 +598,18 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A Unix time as RFC 3339 for log lines (the number itself when out of range).
+fn rfc3339(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{unix} (Unix time)"))
 }
 
 #[cfg(test)]
@@ -649,5 +665,14 @@ mod tests {
         );
         assert_eq!(session_cookie(&h).as_deref(), Some("abc123"));
         assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn log_times_are_rfc3339() {
+        assert_eq!(super::rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(
+            super::rfc3339(u64::MAX),
+            format!("{} (Unix time)", u64::MAX)
+        );
     }
 }

@@ -393,7 +393,7 @@ impl Verifier {
         let receipt = receipt.trim();
         let one = |code, message: String| vec![Denial::new(code, message)];
         let (header, _) = receipt::inspect_unverified(receipt)
-            .map_err(|e| one(DenialCode::ReceiptInvalid, format!("receipt: {e}")))?;
+            .map_err(|e| one(DenialCode::ReceiptInvalid, e.to_string()))?;
         let bound = bundle.runtime_data.receipt_key().ok_or_else(|| {
             one(
                 DenialCode::ReceiptKeyMismatch,
@@ -416,7 +416,7 @@ impl Verifier {
             )]);
         }
         let claims = receipt::verify_with(receipt, &key)
-            .map_err(|e| one(DenialCode::ReceiptInvalid, format!("receipt: {e}")))?;
+            .map_err(|e| one(DenialCode::ReceiptInvalid, e.to_string()))?;
 
         let appraisal = self.appraise_bundle(bundle, collateral, None, now)?;
         if !appraisal.is_allowed() {
