@@ -227,6 +227,45 @@ pub(super) fn is_safetensors(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "safetensors")
 }
 
+/// Visits every regular file below `root` with its `/`-joined path relative
+/// to it, skipping ignored paths (ignored folders are not descended into).
+/// Symbolic links and special files are refused; the walk never follows a
+/// link. The one walk shared by plaintext and sealed folders.
+pub(super) fn walk_files(
+    root: &Path,
+    ignored: &[Vec<String>],
+    mut visit: impl FnMut(String, PathBuf, &fs::DirEntry) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
+    let mut dirs: Vec<(PathBuf, Vec<String>)> = vec![(root.to_path_buf(), Vec::new())];
+    while let Some((dir, components)) = dirs.pop() {
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let path = entry.path();
+            let Ok(name) = entry.file_name().into_string() else {
+                return Err(ModelError::NonUtf8Path { path });
+            };
+            let mut rel = components.clone();
+            rel.push(name);
+            let rel_refs: Vec<&str> = rel.iter().map(String::as_str).collect();
+            if oms::is_ignored(&rel_refs, ignored) {
+                continue;
+            }
+            // DirEntry::file_type and ::metadata do not follow symbolic links.
+            let kind = entry.file_type().map_err(io_err(&path))?;
+            if kind.is_symlink() {
+                return Err(ModelError::Symlink { path });
+            } else if kind.is_dir() {
+                dirs.push((path, rel));
+            } else if kind.is_file() {
+                visit(rel.join("/"), path, &entry)?;
+            } else {
+                return Err(ModelError::SpecialFile { path });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The files of the model, in OMS order.
 fn plan(root: &Path, ignored: &[Vec<String>], tensors: bool) -> Result<Vec<Planned>, ModelError> {
     let meta = fs::symlink_metadata(root).map_err(io_err(root))?;
@@ -251,39 +290,16 @@ fn plan(root: &Path, ignored: &[Vec<String>], tensors: bool) -> Result<Vec<Plann
     }
 
     let mut out = Vec::new();
-    let mut dirs: Vec<(PathBuf, Vec<String>)> = vec![(root.to_path_buf(), Vec::new())];
-    while let Some((dir, components)) = dirs.pop() {
-        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let entry = entry.map_err(io_err(&dir))?;
-            let path = entry.path();
-            let Ok(name) = entry.file_name().into_string() else {
-                return Err(ModelError::NonUtf8Path { path });
-            };
-            let mut rel = components.clone();
-            rel.push(name);
-            let rel_refs: Vec<&str> = rel.iter().map(String::as_str).collect();
-            if oms::is_ignored(&rel_refs, ignored) {
-                continue;
-            }
-            // DirEntry::file_type and ::metadata do not follow symbolic links.
-            let kind = entry.file_type().map_err(io_err(&path))?;
-            if kind.is_symlink() {
-                return Err(ModelError::Symlink { path });
-            } else if kind.is_dir() {
-                dirs.push((path, rel));
-            } else if kind.is_file() {
-                let size = entry.metadata().map_err(io_err(&path))?.len();
-                out.push(Planned {
-                    rel_path: rel.join("/"),
-                    tensors: tensors && is_safetensors(&path),
-                    source: path,
-                    size,
-                });
-            } else {
-                return Err(ModelError::SpecialFile { path });
-            }
-        }
-    }
+    walk_files(root, ignored, |rel_path, path, entry| {
+        let size = entry.metadata().map_err(io_err(&path))?.len();
+        out.push(Planned {
+            rel_path,
+            tensors: tensors && is_safetensors(&path),
+            source: path,
+            size,
+        });
+        Ok(())
+    })?;
     if out.is_empty() {
         return Err(ModelError::NoFiles {
             path: root.to_path_buf(),

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::load::{
     FileHasher, Reporter, assemble, ignored_components, io_err, is_safetensors, model_name,
+    walk_files,
 };
 use super::{HashOptions, LoadedModel, ModelCommitment, ModelError, Progress, load_and_hash, oms};
 
@@ -422,36 +423,13 @@ fn check_listing(dir: &Path, manifest: &SealedManifest) -> Result<(), ModelError
         .collect();
     expected.insert(MANIFEST_FILE.to_owned());
     let mut found = BTreeSet::new();
-    let mut dirs: Vec<(PathBuf, Vec<String>)> = vec![(dir.to_path_buf(), Vec::new())];
-    while let Some((current, components)) = dirs.pop() {
-        for entry in fs::read_dir(&current).map_err(io_err(&current))? {
-            let entry = entry.map_err(io_err(&current))?;
-            let path = entry.path();
-            let Ok(name) = entry.file_name().into_string() else {
-                return Err(ModelError::NonUtf8Path { path });
-            };
-            let mut rel = components.clone();
-            rel.push(name);
-            let rel_refs: Vec<&str> = rel.iter().map(String::as_str).collect();
-            if oms::is_ignored(&rel_refs, &ignored) {
-                continue;
-            }
-            let kind = entry.file_type().map_err(io_err(&path))?;
-            if kind.is_symlink() {
-                return Err(ModelError::Symlink { path });
-            } else if kind.is_dir() {
-                dirs.push((path, rel));
-            } else if kind.is_file() {
-                let rel = rel.join("/");
-                if !expected.contains(&rel) {
-                    return Err(ModelError::SealedExtra { path });
-                }
-                found.insert(rel);
-            } else {
-                return Err(ModelError::SpecialFile { path });
-            }
+    walk_files(dir, &ignored, |rel, path, _| {
+        if !expected.contains(&rel) {
+            return Err(ModelError::SealedExtra { path });
         }
-    }
+        found.insert(rel);
+        Ok(())
+    })?;
     if let Some(missing) = expected.difference(&found).next() {
         return Err(ModelError::SealedMissing {
             path: dir.join(missing),
