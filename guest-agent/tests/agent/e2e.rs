@@ -160,8 +160,9 @@ fn receipt_claims(jws: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sealed_model_released_only_after_attestation_and_every_decision_is_reviewable() {
+/// A working folder holding the tiny model (`model/`) and a copy of the
+/// policies that registers its commitment (`policies/`).
+fn tiny_model_registered() -> (tempfile::TempDir, PathBuf, String, PathBuf) {
     let work = tempfile::tempdir().unwrap();
     let plain = work.path().join("model");
     std::fs::create_dir(&plain).unwrap();
@@ -172,6 +173,12 @@ async fn sealed_model_released_only_after_attestation_and_every_decision_is_revi
         .to_string();
     let policies = work.path().join("policies");
     policies_for(&commitment, &policies);
+    (work, plain, commitment, policies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_model_released_only_after_attestation_and_every_decision_is_reviewable() {
+    let (work, plain, commitment, policies) = tiny_model_registered();
 
     // 1. The verifier / key broker.
     let data = work.path().join("verifier");
@@ -394,16 +401,7 @@ async fn sealed_model_released_only_after_attestation_and_every_decision_is_revi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_policy_denies_the_simulated_environment() {
-    let work = tempfile::tempdir().unwrap();
-    let plain = work.path().join("model");
-    std::fs::create_dir(&plain).unwrap();
-    std::fs::write(plain.join(TINY_GGUF_NAME), tiny_llama_gguf(7).unwrap()).unwrap();
-    let commitment = load_and_hash(&plain, Progress::Silent)
-        .unwrap()
-        .commitment
-        .to_string();
-    let policies = work.path().join("policies");
-    policies_for(&commitment, &policies);
+    let (work, plain, _commitment, policies) = tiny_model_registered();
     let data = work.path().join("verifier");
     let url = start_verifier(&data, &policies, PolicySetName::Production).await;
     let refused = start_attested_agent(
